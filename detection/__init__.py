@@ -1,0 +1,2 @@
+"""Proctoring detection: the framework-free core (``detection.core``), its CLI
+(``python -m detection``) and the Celery tasks that wrap it."""

@@ -1,0 +1,43 @@
+"""Framework-free detection core: an image in, frozen dataclasses out.
+
+Importing this package is cheap: face_recognition, dlib and ai_edge_litert are
+loaded on first use by the checks that need them, once per process. Nothing
+here imports Django, Celery or Channels.
+"""
+
+from .analyse import analyse_frame, analyse_stream
+from .config import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
+from .faces import encode_reference, verify_identity
+from .image import decode_image, prepare_image
+from .types import (
+    Box,
+    CameraState,
+    DetectedObject,
+    DetectionError,
+    FaceCountError,
+    FrameAnalysis,
+    HeadPose,
+    IdentityResult,
+    InvalidImage,
+)
+
+__all__ = [
+    "ALL_CHECKS",
+    "PROHIBITED_LABELS",
+    "Box",
+    "CameraState",
+    "CheckConfig",
+    "DetectedObject",
+    "DetectionError",
+    "FaceCountError",
+    "FrameAnalysis",
+    "HeadPose",
+    "IdentityResult",
+    "InvalidImage",
+    "analyse_frame",
+    "analyse_stream",
+    "decode_image",
+    "encode_reference",
+    "prepare_image",
+    "verify_identity",
+]
