@@ -1,0 +1,121 @@
+"""One access helper per resource. Views and consumers call these, never copy them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.utils import timezone
+
+from exams.models import Candidate, Event, Exam, ExamSession
+
+PROCTOR_GROUP = "Proctor"
+REVIEWER_GROUP = "Reviewer"
+
+
+class TokenRefused(Exception):
+    """An invitation token that is unknown or expired. ``reason`` is shown to the candidate."""
+
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def _in_group(user: AbstractBaseUser | AnonymousUser, group: str) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=group).exists()
+
+
+def is_proctor(user) -> bool:
+    return _in_group(user, PROCTOR_GROUP)
+
+
+def is_reviewer(user) -> bool:
+    return _in_group(user, REVIEWER_GROUP)
+
+
+def exams_for_proctor(user):
+    if not is_proctor(user):
+        return Exam.objects.none()
+    if user.is_superuser:
+        return Exam.objects.all()
+    return Exam.objects.filter(proctors=user)
+
+
+def _parse_uuid(value) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("not found") from None
+
+
+def get_exam_for_proctor(user, code) -> Exam:
+    """The exam, if ``user`` proctors it. Others get 404 (not 403) so codes do not leak."""
+    if not is_proctor(user):
+        raise PermissionDenied("proctors only")
+    try:
+        return exams_for_proctor(user).get(code=_parse_uuid(code))
+    except Exam.DoesNotExist:
+        raise Http404("no such exam") from None
+
+
+def get_session_for_proctor(user, public_id) -> ExamSession:
+    if not is_proctor(user):
+        raise PermissionDenied("proctors only")
+    qs = ExamSession.objects.select_related("candidate__exam")
+    if not user.is_superuser:
+        qs = qs.filter(candidate__exam__proctors=user)
+    try:
+        return qs.get(public_id=_parse_uuid(public_id))
+    except ExamSession.DoesNotExist:
+        raise Http404("no such session") from None
+
+
+def get_exam_for_reviewer(user, code) -> Exam:
+    if not is_reviewer(user):
+        raise PermissionDenied("reviewers only")
+    try:
+        return Exam.objects.get(code=_parse_uuid(code))
+    except Exam.DoesNotExist:
+        raise Http404("no such exam") from None
+
+
+def get_session_for_reviewer(user, public_id) -> ExamSession:
+    if not is_reviewer(user):
+        raise PermissionDenied("reviewers only")
+    try:
+        return ExamSession.objects.select_related("candidate__exam").get(public_id=_parse_uuid(public_id))
+    except ExamSession.DoesNotExist:
+        raise Http404("no such session") from None
+
+
+def get_event_for_staff(user, public_id) -> Event:
+    """Evidence is visible to reviewers and to the exam's proctors."""
+    if not (is_reviewer(user) or is_proctor(user)):
+        raise PermissionDenied("staff only")
+    try:
+        event = Event.objects.select_related("session__candidate__exam").get(public_id=_parse_uuid(public_id))
+    except Event.DoesNotExist:
+        raise Http404("no such event") from None
+    if is_reviewer(user) or event.session.exam.proctors.filter(pk=user.pk).exists():
+        return event
+    raise Http404("no such event")
+
+
+def get_candidate_for_token(token: str) -> Candidate:
+    """The candidate an invitation token names, or TokenRefused with a reason to show."""
+    if not token or len(token) > 64:
+        raise TokenRefused("This exam link is not valid. Check that you copied all of it.", "unknown_token")
+    try:
+        candidate = Candidate.objects.select_related("exam").get(token=token)
+    except Candidate.DoesNotExist:
+        raise TokenRefused("This exam link is not valid. Check that you copied all of it.", "unknown_token") from None
+    if not candidate.token_valid(timezone.now()):
+        raise TokenRefused("This exam has closed, so its link no longer works.", "expired_token")
+    return candidate

@@ -1,0 +1,91 @@
+"""Push messages to the live dashboards and candidate pages over the channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+def exam_group(exam_code) -> str:
+    return f"exam_{getattr(exam_code, 'hex', exam_code)}"
+
+
+def session_group(session_public_id) -> str:
+    return f"session_{getattr(session_public_id, 'hex', session_public_id)}"
+
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_server_loop() -> None:
+    """Called from consumers. In embedded mode the in-memory channel layer lives
+    on the server's event loop, and the analysis thread pool must send there."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
+
+
+def _send(group: str, payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "push", "payload": payload}
+    try:
+        if isinstance(layer, InMemoryChannelLayer) and _server_loop is not None and _server_loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not _server_loop:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop).result(timeout=5)
+                return
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # the dashboard is best effort; the data is already stored
+        log.exception("could not push to %s", group)
+
+
+
+def event_payload(event) -> dict[str, Any]:
+    return {
+        "id": str(event.public_id),
+        "session": str(event.session.public_id),
+        "candidate": event.session.candidate.name,
+        "type": event.type,
+        "severity": event.severity,
+        "started_at": event.started_at.isoformat(),
+        "ended_at": event.ended_at.isoformat(),
+        "open": event.is_open,
+        "confidence": round(event.confidence, 3),
+        "details": event.details,
+    }
+
+
+def session_payload(session) -> dict[str, Any]:
+    return {
+        "id": str(session.public_id),
+        "candidate": session.candidate.name,
+        "state": session.state,
+        "paused": session.paused,
+        "faces": session.last_faces,
+        "last_frame_at": session.last_frame_at.isoformat() if session.last_frame_at else None,
+        "open_flags": sorted(set(session.events.filter(is_open=True).values_list("type", flat=True))),
+        "flags": session.events.count(),
+        "reference_unverified": session.candidate.reference_unverified,
+    }
+
+
+def session_changed(session, *, events=(), analysis=None) -> None:
+    """Tell the exam's proctors what changed in one session."""
+    group = exam_group(session.exam.code)
+    _send(group, {"type": "session", "session": session_payload(session)})
+    for event in events:
+        _send(group, {"type": "event", "event": event_payload(event)})
+
+
+def to_candidate(session, payload: dict[str, Any]) -> None:
+    _send(session_group(session.public_id), payload)

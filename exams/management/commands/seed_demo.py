@@ -1,0 +1,70 @@
+"""Create a demo exam with staff accounts and candidates. Safe to run again."""
+
+import os
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from exams.access import PROCTOR_GROUP, REVIEWER_GROUP
+from exams.models import Candidate, Exam, ExamSession
+
+DEMO_TITLE = "Demo exam"
+DEMO_CANDIDATES = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org"), ("Grace Hopper", "grace@example.org")]
+
+
+class Command(BaseCommand):
+    help = "Create the demo exam, a proctor and a reviewer account, and three candidates; print how to use them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
+
+    def handle(self, *args, base_url, **options):
+        password_file = settings.VAR_DIR / "demo_password"
+        password = os.environ.get("DEMO_PASSWORD", "")
+        if not password:
+            if password_file.exists():
+                password = password_file.read_text().strip()
+            else:
+                password = secrets.token_urlsafe(9)
+                settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+                password_file.write_text(password)
+                password_file.chmod(0o600)
+        User = get_user_model()
+        accounts = {"proctor": PROCTOR_GROUP, "reviewer": REVIEWER_GROUP, "reviewer2": REVIEWER_GROUP}
+        for username, group in accounts.items():
+            user, _ = User.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+        exam = Exam.objects.filter(title=DEMO_TITLE).first()
+        now = timezone.now()
+        if exam is None:
+            exam = Exam.objects.create(
+                title=DEMO_TITLE,
+                instructions="This is a demo. Keep your face in view, stay on this tab, and press Finish when done.",
+                opens_at=now - timedelta(hours=1),
+                closes_at=now + timedelta(days=30),
+            )
+        elif exam.closes_at < now + timedelta(days=1):
+            exam.closes_at = now + timedelta(days=30)
+            exam.save(update_fields=["closes_at"])
+        exam.proctors.add(User.objects.get(username="proctor"))
+        for name, email in DEMO_CANDIDATES:
+            candidate, _ = Candidate.objects.get_or_create(exam=exam, email=email, defaults={"name": name})
+            ExamSession.objects.get_or_create(candidate=candidate)
+
+        w = self.stdout.write
+        w("")
+        w("Open Proctor demo")
+        w(f"  Staff sign-in:  {base_url}/accounts/login/")
+        w(f"  Proctor:        proctor / {password}   live grid: {base_url}/proctor/exams/{exam.code}/live")
+        w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {base_url}/review/exams/{exam.code}")
+        w("  Candidate links (no roster photo, so the first camera picture becomes the reference):")
+        for candidate in exam.candidates.all():
+            w(f"    {candidate.name:<14} {base_url}{candidate.link_path()}")
+        w("")

@@ -1,0 +1,281 @@
+"""Exams, candidates, attempts and what was flagged in them."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from detection.core.config import CheckConfig
+from detection.core.rules import EVENT_TYPES, SEVERITY
+
+
+def _default_checks() -> dict:
+    return CheckConfig().to_dict()
+
+
+def _default_opens() -> datetime:
+    return timezone.now()
+
+
+def _default_closes() -> datetime:
+    return timezone.now() + timedelta(days=7)
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Exam(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    external_url = models.URLField(blank=True, help_text="The LMS quiz the candidate takes, if any.")
+    opens_at = models.DateTimeField(default=_default_opens)
+    closes_at = models.DateTimeField(default=_default_closes)
+    duration_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    frame_interval = models.FloatField(
+        default=2.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(30)],
+        help_text="Seconds between webcam frames.",
+    )
+    checks = models.JSONField(default=_default_checks, help_text="Enabled checks and thresholds.")
+    retention_days = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
+    proctors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="proctored_exams")
+    created_at = models.DateTimeField(auto_now_add=True)
+    purged_at = models.DateTimeField(null=True, blank=True, help_text="When evidence and photos were deleted.")
+
+    class Meta:
+        ordering = ["-opens_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def check_config(self) -> CheckConfig:
+        return CheckConfig.from_dict(self.checks)
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.opens_at <= now <= self.closes_at
+
+    def purge_after(self) -> datetime:
+        """Evidence and reference photos are deleted after this moment."""
+        return self.closes_at + timedelta(days=self.retention_days)
+
+
+class Candidate(models.Model):
+    exam = models.ForeignKey(Exam, on_delete=models.CASCADE, related_name="candidates")
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    external_id = models.CharField(max_length=100, blank=True)
+    token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False)
+    reference_encodings = models.JSONField(default=list, blank=True)
+    reference_photo = models.FileField(upload_to="references/", blank=True)
+    reference_unverified = models.BooleanField(
+        default=False, help_text="The reference was captured at the exam, not taken from the roster."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["exam", "email"], name="unique_candidate_email")]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def token_valid(self, now: datetime | None = None) -> bool:
+        """The invitation expires with the exam window."""
+        return (now or timezone.now()) <= self.exam.closes_at
+
+    def link_path(self) -> str:
+        return f"/take/{self.token}/"
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+class ExamSession(models.Model):
+    """One attempt. Its state only changes through the transition methods."""
+
+    class State(models.TextChoices):
+        INVITED = "invited"
+        CONSENTED = "consented"
+        VERIFIED = "verified"
+        IN_PROGRESS = "in_progress"
+        SUBMITTED = "submitted"
+        TERMINATED = "terminated"
+        CLEARED = "cleared"
+        VIOLATION = "violation"
+
+    TRANSITIONS: dict[str, tuple[str, ...]] = {
+        State.CONSENTED: (State.INVITED,),
+        State.VERIFIED: (State.CONSENTED,),
+        State.IN_PROGRESS: (State.VERIFIED,),
+        State.SUBMITTED: (State.IN_PROGRESS,),
+        State.TERMINATED: (State.INVITED, State.CONSENTED, State.VERIFIED, State.IN_PROGRESS),
+        State.CLEARED: (State.SUBMITTED, State.TERMINATED),
+        State.VIOLATION: (State.SUBMITTED, State.TERMINATED),
+    }
+    FINISHED = (State.SUBMITTED, State.TERMINATED, State.CLEARED, State.VIOLATION)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="session")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.INVITED)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    consent_version = models.CharField(max_length=40, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+    paused = models.BooleanField(default=False)
+
+    # Identity check before the exam.
+    verification_status = models.CharField(max_length=30, blank=True)
+    verification_message = models.CharField(max_length=300, blank=True)
+    verification_attempts = models.PositiveIntegerField(default=0)
+    verification_distance = models.FloatField(null=True, blank=True)
+
+    # Live pipeline bookkeeping.
+    analysis_state = models.JSONField(default=dict, blank=True)
+    last_frame_seq = models.BigIntegerField(default=0)
+    last_frame_at = models.DateTimeField(null=True, blank=True)
+    frames_analysed = models.PositiveIntegerField(default=0)
+    last_faces = models.IntegerField(null=True, blank=True)
+    connection_channel = models.CharField(max_length=200, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["candidate__name"]
+
+    def __str__(self) -> str:
+        return f"{self.candidate.name}: {self.state}"
+
+    @property
+    def exam(self) -> Exam:
+        return self.candidate.exam
+
+    def can_become(self, target: str) -> bool:
+        return self.state in self.TRANSITIONS.get(target, ())
+
+    def _move(self, target: str) -> None:
+        if not self.can_become(target):
+            raise IllegalTransition(f"cannot go from {self.state} to {target}")
+        self.state = target
+
+    def consent(self, *, version: str, now: datetime) -> None:
+        self._move(self.State.CONSENTED)
+        self.consented_at = now
+        self.consent_version = version
+
+    def verify(self, *, now: datetime) -> None:
+        self._move(self.State.VERIFIED)
+        self.verified_at = now
+
+    def start(self, *, now: datetime) -> None:
+        self._move(self.State.IN_PROGRESS)
+        self.started_at = now
+
+    def submit(self, *, now: datetime) -> None:
+        self._move(self.State.SUBMITTED)
+        self.finished_at = now
+
+    def terminate(self, *, now: datetime, reason: str) -> None:
+        self._move(self.State.TERMINATED)
+        self.finished_at = now
+        self.end_reason = reason[:200]
+
+    def clear(self, *, now: datetime) -> None:
+        self._move(self.State.CLEARED)
+        self.reviewed_at = now
+
+    def mark_violation(self, *, now: datetime) -> None:
+        self._move(self.State.VIOLATION)
+        self.reviewed_at = now
+
+    @property
+    def is_live(self) -> bool:
+        return self.state == self.State.IN_PROGRESS
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.FINISHED
+
+
+class Event(models.Model):
+    class Review(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        DISMISSED = "dismissed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=30, choices=[(t, t) for t in EVENT_TYPES])
+    key = models.CharField(max_length=80, help_text="Separates concurrent conditions of one type.")
+    severity = models.CharField(max_length=10, choices=[(s, s) for s in ("low", "medium", "high")])
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    is_open = models.BooleanField(default=True)
+    confidence = models.FloatField(default=1.0)
+    details = models.JSONField(default=dict, blank=True)
+    evidence = models.FileField(upload_to="evidence/", blank=True)
+    review_status = models.CharField(max_length=10, choices=Review.choices, default=Review.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["session", "key", "is_open"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.started_at:%H:%M:%S}"
+
+    @classmethod
+    def severity_of(cls, event_type: str) -> str:
+        return SEVERITY[event_type]
+
+    @property
+    def duration_seconds(self) -> float:
+        return max(0.0, (self.ended_at - self.started_at).total_seconds())
+
+
+class ReviewDecision(models.Model):
+    class Decision(models.TextChoices):
+        CONFIRM = "confirm"
+        DISMISS = "dismiss"
+        CLEAR = "clear"
+        VIOLATION = "violation"
+
+    session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="decisions")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, null=True, blank=True, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+
+class AuditEntry(models.Model):
+    """Who did what. Staff actions carry the user; candidate actions a label."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=60)
+    exam = models.ForeignKey(Exam, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    session = models.ForeignKey(ExamSession, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

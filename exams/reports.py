@@ -1,0 +1,82 @@
+"""The session report in machine-readable form, shared by the export command and view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from exams.models import Exam, ExamSession
+from exams.risk import risk_of
+
+CSV_COLUMNS = [
+    "candidate", "email", "state", "consented_at", "started_at", "finished_at", "risk_score",
+    "event_type", "severity", "started_at_event", "ended_at", "confidence", "review_status", "evidence",
+]
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def exam_report(exam: Exam) -> list[dict[str, Any]]:
+    sessions = (
+        ExamSession.objects.filter(candidate__exam=exam)
+        .select_related("candidate")
+        .prefetch_related("events")
+        .order_by("candidate__name")
+    )
+    report = []
+    for session in sessions:
+        events = list(session.events.all())
+        report.append(
+            {
+                "session": str(session.public_id),
+                "candidate": session.candidate.name,
+                "email": session.candidate.email,
+                "state": session.state,
+                "reference_unverified": session.candidate.reference_unverified,
+                "consented_at": _iso(session.consented_at),
+                "verified_at": _iso(session.verified_at),
+                "started_at": _iso(session.started_at),
+                "finished_at": _iso(session.finished_at),
+                "risk_score": risk_of(events).score,
+                "events": [
+                    {
+                        "id": str(e.public_id),
+                        "type": e.type,
+                        "severity": e.severity,
+                        "started_at": _iso(e.started_at),
+                        "ended_at": _iso(e.ended_at),
+                        "confidence": round(e.confidence, 3),
+                        "review_status": e.review_status,
+                        "details": e.details,
+                        "evidence": e.evidence.name or None,
+                    }
+                    for e in events
+                ],
+            }
+        )
+    return report
+
+
+def report_json(exam: Exam) -> str:
+    return json.dumps({"exam": str(exam.code), "title": exam.title, "sessions": exam_report(exam)}, indent=2)
+
+
+def report_csv(exam: Exam) -> str:
+    """One row per event; a session without events still gets one row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for s in exam_report(exam):
+        head = [s["candidate"], s["email"], s["state"], s["consented_at"], s["started_at"], s["finished_at"], s["risk_score"]]
+        if not s["events"]:
+            writer.writerow(head + [""] * 7)
+        for e in s["events"]:
+            writer.writerow(
+                head + [e["type"], e["severity"], e["started_at"], e["ended_at"], e["confidence"],
+                        e["review_status"], e["evidence"] or ""]
+            )
+    return out.getvalue()

@@ -1,0 +1,25 @@
+from django.urls import path
+
+from exams.views import candidate, proctor, review
+
+urlpatterns = [
+    path("take/<str:token>/", candidate.take_consent, name="take_consent"),
+    path("take/<str:token>/verify/", candidate.take_verify, name="take_verify"),
+    path("take/<str:token>/verify/photo", candidate.take_verify_photo, name="take_verify_photo"),
+    path("take/<str:token>/verify/status", candidate.take_verify_status, name="take_verify_status"),
+    path("take/<str:token>/exam/", candidate.take_exam, name="take_exam"),
+    path("take/<str:token>/finish", candidate.take_finish, name="take_finish"),
+    path("take/<str:token>/done/", candidate.take_done, name="take_done"),
+    path("proctor/", proctor.proctor_index, name="proctor_index"),
+    path("proctor/exams/<uuid:code>/live", proctor.proctor_live, name="proctor_live"),
+    path("proctor/sessions/<uuid:public_id>/", proctor.proctor_session, name="proctor_session"),
+    path("proctor/sessions/<uuid:public_id>/thumbnail.jpg", proctor.proctor_thumbnail, name="proctor_thumbnail"),
+    path("proctor/sessions/<uuid:public_id>/action", proctor.proctor_action, name="proctor_action"),
+    path("review/", review.review_index, name="review_index"),
+    path("review/exams/<uuid:code>", review.review_exam, name="review_exam"),
+    path("review/exams/<uuid:code>/export.<str:fmt>", review.review_export, name="review_export"),
+    path("review/sessions/<uuid:public_id>/", review.review_session, name="review_session"),
+    path("review/sessions/<uuid:public_id>/decide", review.review_decide, name="review_decide"),
+    path("review/events/<uuid:public_id>/decide", review.review_event, name="review_event"),
+    path("evidence/<uuid:public_id>.jpg", review.evidence, name="evidence"),
+]

@@ -1,0 +1,116 @@
+"""The reviewers' pages: sessions by flags, one session's report, decisions, exports."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from exams import reports, services
+from exams.access import get_event_for_staff, get_exam_for_reviewer, get_session_for_reviewer, is_reviewer
+from exams.models import Exam, ExamSession, IllegalTransition
+from exams.risk import risk_of
+
+
+@login_required
+def review_index(request: HttpRequest) -> HttpResponse:
+    if not is_reviewer(request.user):
+        raise PermissionDenied("reviewers only")
+    exams = Exam.objects.annotate(sessions=Count("candidates__session"))
+    return render(request, "review/index.html", {"exams": exams})
+
+
+@login_required
+def review_exam(request: HttpRequest, code) -> HttpResponse:
+    exam = get_exam_for_reviewer(request.user, code)
+    sessions = (
+        ExamSession.objects.filter(candidate__exam=exam)
+        .select_related("candidate")
+        .annotate(
+            high=Count("events", filter=Q(events__severity="high") & ~Q(events__review_status="dismissed")),
+            flags=Count("events", filter=~Q(events__review_status="dismissed")),
+        )
+        .order_by("-high", "-flags", "candidate__name")
+    )
+    return render(request, "review/exam.html", {"exam": exam, "sessions": sessions})
+
+
+@login_required
+def review_session(request: HttpRequest, public_id) -> HttpResponse:
+    session = get_session_for_reviewer(request.user, public_id)
+    events = list(session.events.all())
+    return render(
+        request,
+        "review/session.html",
+        {
+            "session": session,
+            "exam": session.exam,
+            "events": events,
+            "risk": risk_of(events),
+            "votes": services.session_violation_votes(session),
+            "decisions": session.decisions.select_related("reviewer", "event"),
+        },
+    )
+
+
+@require_POST
+@login_required
+def review_event(request: HttpRequest, public_id) -> HttpResponse:
+    event = get_event_for_staff(request.user, public_id)
+    if not is_reviewer(request.user):
+        raise PermissionDenied("reviewers only")
+    try:
+        services.event_review(event=event, reviewer=request.user, decision=request.POST.get("decision", ""),
+                              note=request.POST.get("note", "")[:1000])
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect(f"/review/sessions/{event.session.public_id}/#event-{event.public_id}")
+
+
+@require_POST
+@login_required
+def review_decide(request: HttpRequest, public_id) -> HttpResponse:
+    session = get_session_for_reviewer(request.user, public_id)
+    try:
+        result = services.session_review(session=session, reviewer=request.user,
+                                         outcome=request.POST.get("outcome", ""), note=request.POST.get("note", "")[:1000])
+    except (ValueError, IllegalTransition) as exc:
+        messages.error(request, str(exc))
+    else:
+        if result == "awaiting_second_reviewer":
+            messages.info(request, "Violation proposed. A second reviewer must confirm it before it is final.")
+        else:
+            messages.success(request, f"Session is now {result}.")
+    return redirect("review_session", public_id=session.public_id)
+
+
+@login_required
+def evidence(request: HttpRequest, public_id) -> HttpResponse:
+    event = get_event_for_staff(request.user, public_id)
+    if not event.evidence:
+        raise Http404("no evidence frame (none taken, or purged after retention)")
+    try:
+        handle = event.evidence.open("rb")
+    except FileNotFoundError:
+        raise Http404("evidence file missing") from None
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def review_export(request: HttpRequest, code, fmt: str) -> HttpResponse:
+    exam = get_exam_for_reviewer(request.user, code)
+    if fmt not in ("csv", "json"):
+        raise Http404("reports export as csv or json")
+    services.audit_record(action="report_export", actor=request.user, exam=exam, details={"format": fmt})
+    if fmt == "csv":
+        response = HttpResponse(reports.report_csv(exam), content_type="text/csv; charset=utf-8")
+    else:
+        response = HttpResponse(reports.report_json(exam), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="report-{exam.code}.{fmt}"'
+    return response

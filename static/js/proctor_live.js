@@ -1,0 +1,95 @@
+// The proctors' live grid: tiles update from the websocket, thumbnails refresh
+// every 4 s, alerts stream into the feed. No page reloads.
+const root = document.getElementById("live");
+const grid = document.getElementById("grid");
+const feed = document.getElementById("feed");
+const status = document.getElementById("live-status");
+const THUMB_MS = 4000;
+const STATE_LABELS = { invited: "Invited", consented: "Consented", verified: "Verified", in_progress: "In progress",
+  submitted: "Submitted", terminated: "Terminated", cleared: "Cleared", violation: "Violation" };
+
+function tileFor(session) {
+  let tile = document.getElementById(`tile-${session.id}`);
+  if (tile) return tile;
+  tile = document.createElement("a");
+  tile.className = "tile";
+  tile.id = `tile-${session.id}`;
+  tile.dataset.session = session.id;
+  tile.href = `/proctor/sessions/${session.id}/`;
+  tile.innerHTML = `<div class="thumb"><img alt=""></div><div class="tile-body"><strong class="name"></strong><span class="state"></span><div class="badges"></div></div>`;
+  tile.querySelector("img").dataset.src = `/proctor/sessions/${session.id}/thumbnail.jpg`;
+  grid.appendChild(tile);
+  return tile;
+}
+
+function updateTile(session) {
+  const tile = tileFor(session);
+  tile.querySelector(".name").textContent = session.candidate;
+  tile.querySelector("img").alt = `Latest picture of ${session.candidate}`;
+  const state = tile.querySelector(".state");
+  state.textContent = (STATE_LABELS[session.state] || session.state) + (session.paused ? " · paused" : "");
+  state.className = `state state-${session.state}`;
+  const badges = tile.querySelector(".badges");
+  badges.replaceChildren(...session.open_flags.map((flag) => {
+    const b = document.createElement("span");
+    b.className = "pill sev-high";
+    b.textContent = flag.replace(/_/g, " ");
+    return b;
+  }));
+  tile.classList.toggle("alert", session.open_flags.length > 0);
+}
+
+function addAlert(event) {
+  feed.querySelector(".empty")?.remove();
+  const id = `alert-${event.id}`;
+  let li = document.getElementById(id);
+  if (!li) {
+    li = document.createElement("li");
+    li.id = id;
+    li.dataset.type = event.type;
+    feed.prepend(li);
+  }
+  const time = new Date(event.started_at).toLocaleTimeString();
+  li.innerHTML = "";
+  const pill = document.createElement("span");
+  pill.className = `pill sev-${event.severity}`;
+  pill.textContent = event.type;
+  const link = document.createElement("a");
+  link.href = `/proctor/sessions/${event.session}/`;
+  link.textContent = ` ${event.candidate}`;
+  const when = document.createElement("span");
+  when.className = "muted";
+  when.textContent = ` ${time}${event.open ? " (ongoing)" : ""}`;
+  li.append(pill, link, when);
+}
+
+function refreshThumbs() {
+  for (const img of grid.querySelectorAll("img[data-src]")) {
+    const probe = new Image();
+    probe.onload = () => { img.src = probe.src; };
+    probe.src = `${img.dataset.src}?t=${Date.now()}`;
+  }
+}
+
+let backoff = 1000;
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${proto}://${location.host}${root.dataset.wsPath}`);
+  socket.addEventListener("open", () => { status.textContent = "live"; status.className = "pill review-dismissed"; backoff = 1000; });
+  socket.addEventListener("message", (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "snapshot") msg.sessions.forEach(updateTile);
+    else if (msg.type === "session") updateTile(msg.session);
+    else if (msg.type === "event") addAlert(msg.event);
+  });
+  socket.addEventListener("close", () => {
+    status.textContent = "reconnecting…";
+    status.className = "pill sev-medium";
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 15000);
+  });
+}
+
+connect();
+refreshThumbs();
+setInterval(refreshThumbs, THUMB_MS);

@@ -1,0 +1,79 @@
+// The exam page: streams one JPEG frame per interval over a websocket and
+// reports integrity signals. Reconnects with backoff if the network drops.
+import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
+
+const root = document.getElementById("exam");
+const video = document.getElementById("selfview");
+const conn = document.getElementById("conn");
+const notice = document.getElementById("notice");
+const pausedOverlay = document.getElementById("paused");
+const intervalMs = Math.max(500, parseFloat(root.dataset.interval) * 1000);
+
+let socket = null;
+let backoff = 1000;
+let finished = false;
+let paused = false;
+
+function say(text, kind = "warn") {
+  notice.textContent = text;
+  notice.className = `msg ${kind}`;
+  notice.hidden = false;
+}
+
+function send(obj) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(obj));
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${proto}://${location.host}${root.dataset.wsPath}`);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("open", () => { conn.textContent = "Connected"; backoff = 1000; });
+  socket.addEventListener("message", (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    if (msg.type === "status") { paused = msg.paused; pausedOverlay.hidden = !paused; }
+    else if (msg.type === "error") {
+      say(msg.message, "error");
+      if (msg.fatal) { finished = true; conn.textContent = "Not connected"; }
+    } else if (msg.type === "warn") say(`Proctor: ${msg.text || "Please follow the exam rules."}`, "warn");
+    else if (msg.type === "message") say(`Proctor: ${msg.text}`, "info");
+    else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
+    else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
+    else if (msg.type === "ended") {
+      finished = true;
+      say(msg.text || "Your exam has ended.", "info");
+      setTimeout(() => (window.location.href = root.dataset.wsPath.replace("/ws/take/", "/take/").replace(/\/$/, "/done/")), 1500);
+    }
+  });
+  socket.addEventListener("close", () => {
+    if (finished) return;
+    conn.textContent = "Connection lost, reconnecting…";
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 15000);
+  });
+}
+
+async function sendFrame() {
+  if (finished || paused || !socket || socket.readyState !== WebSocket.OPEN || video.readyState < 2) return;
+  // Drop the frame rather than queue it if the network is slow.
+  if (socket.bufferedAmount > 256 * 1024) return;
+  const blob = await captureJpeg(video, 0.7);
+  socket.send(await blob.arrayBuffer());
+}
+
+document.addEventListener("visibilitychange", () => send({ type: "signal", name: "tab_hidden", active: document.hidden }));
+document.addEventListener("fullscreenchange", () => {
+  if (!document.fullscreenElement) send({ type: "signal", name: "fullscreen_exit", active: true });
+  else send({ type: "signal", name: "fullscreen_exit", active: false });
+});
+for (const kind of ["copy", "paste", "cut"]) document.addEventListener(kind, () => send({ type: "signal", name: "copy_paste", active: true }));
+document.getElementById("finish-form").addEventListener("submit", () => { finished = true; if (socket) socket.close(); });
+
+startCamera(video)
+  .then(() => {
+    connect();
+    setInterval(sendFrame, intervalMs);
+    setInterval(() => send({ type: "heartbeat" }), 5000);
+  })
+  .catch((err) => say(cameraErrorMessage(err), "error"));

@@ -1,0 +1,63 @@
+import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
+
+const root = document.getElementById("verify");
+const video = document.getElementById("preview");
+const button = document.getElementById("capture");
+const status = document.getElementById("verify-status");
+
+function show(text, kind = "info") {
+  status.textContent = text;
+  status.className = `msg ${kind}`;
+}
+
+async function poll() {
+  for (let i = 0; i < 120; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const res = await fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" } });
+    const data = await res.json();
+    if (data.state === "verified") {
+      show(data.message || "Identity confirmed.", "success");
+      setTimeout(() => (window.location.href = root.dataset.nextUrl), 800);
+      return;
+    }
+    if (data.status && data.status !== "pending") {
+      show(data.message, "error");
+      button.disabled = false;
+      return;
+    }
+  }
+  show("The check is taking longer than expected. Try again.", "error");
+  button.disabled = false;
+}
+
+button.addEventListener("click", async () => {
+  button.disabled = true;
+  show("Checking your photo…");
+  try {
+    const blob = await captureJpeg(video, 0.9);
+    const res = await fetch(root.dataset.photoUrl, {
+      method: "POST",
+      body: blob,
+      headers: {
+        "Content-Type": "image/jpeg",
+        Accept: "application/json",
+        "X-CSRFToken": root.querySelector("[name=csrfmiddlewaretoken]").value,
+      },
+    });
+    const data = await res.json();
+    if (res.status !== 202) {
+      show(data.message || "The photo was refused.", "error");
+      button.disabled = false;
+      if (data.state) window.location.reload();
+      return;
+    }
+    await poll();
+  } catch (err) {
+    show(`Could not send the photo: ${err.message}. Check your connection and try again.`, "error");
+    button.disabled = false;
+  }
+});
+
+startCamera(video)
+  .then(() => { show("Camera ready. Look at the camera and press the button."); button.disabled = false; })
+  .catch((err) => show(cameraErrorMessage(err), "error"));
