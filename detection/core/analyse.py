@@ -15,6 +15,7 @@ from .camera import camera_state, frame_digest, gray_thumbnail
 from .config import CheckConfig
 from .faces import Face, detect_frame_faces, identity_of
 from .image import prepare_image
+from .pose import head_pose, is_looking_away
 from .types import Box, CameraState, FrameAnalysis, IdentityResult
 
 logger = logging.getLogger(__name__)
@@ -67,14 +68,26 @@ def analyse_frame(
             faces = detect_frame_faces(image)
         checks.add("faces")
     identity = None
+    candidate = faces[0] if faces else None
     if config.is_enabled("identity") and len(references) and faces:
         with timer("identity"):
-            identity, _ = _best_identity(image, faces, references, config.identity_threshold)
+            identity, candidate = _best_identity(image, faces, references, config.identity_threshold)
         checks.add("identity")
+    pose = None
+    looking_away = False
+    if config.is_enabled("head_pose") and candidate is not None:
+        with timer("head_pose"):
+            pose = head_pose(image, candidate.box)
+        looking_away = is_looking_away(
+            pose, yaw_threshold=config.yaw_threshold, pitch_threshold=config.pitch_threshold
+        )
+        checks.add("head_pose")
     return FrameAnalysis(
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
         identity=identity,
+        head_pose=pose,
+        looking_away=looking_away,
         camera=camera,
         checks_run=frozenset(checks),
         timings_ms=timer.ms,

@@ -19,3 +19,10 @@ def biden_ref() -> np.ndarray:
     from detection.core import encode_reference
 
     return encode_reference(photo("biden.jpg"))
+
+
+@pytest.fixture(autouse=True)
+def _media_root():
+    """The detection core writes no media and must run without Django:
+    this shadows the autouse fixture of tests/conftest.py that needs pytest-django."""
+    yield
