@@ -15,8 +15,9 @@ from .camera import camera_state, frame_digest, gray_thumbnail
 from .config import CheckConfig
 from .faces import Face, detect_frame_faces, identity_of
 from .image import prepare_image
+from .objects import object_detector, prohibited_objects
 from .pose import head_pose, is_looking_away
-from .types import Box, CameraState, FrameAnalysis, IdentityResult
+from .types import Box, CameraState, DetectedObject, FrameAnalysis, IdentityResult
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,23 @@ def analyse_frame(
             pose, yaw_threshold=config.yaw_threshold, pitch_threshold=config.pitch_threshold
         )
         checks.add("head_pose")
+    objects: tuple[DetectedObject, ...] = ()
+    if config.is_enabled("objects"):
+        with timer("objects"):
+            objects = prohibited_objects(
+                object_detector().detect(image),
+                labels=config.prohibited_labels,
+                min_score=config.object_min_score,
+                candidate_face=candidate.box if candidate is not None else None,
+            )
+        checks.add("objects")
     return FrameAnalysis(
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
         identity=identity,
         head_pose=pose,
         looking_away=looking_away,
+        objects=objects,
         camera=camera,
         checks_run=frozenset(checks),
         timings_ms=timer.ms,

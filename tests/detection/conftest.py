@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from detection_photos import photo
+
+# pytest runs with --import-mode=importlib, which puts no test folder on
+# sys.path; the tests share plain helpers from detection_photos.py.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from detection_photos import photo  # noqa: E402
 
 
 @pytest.fixture(scope="session")
