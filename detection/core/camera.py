@@ -1,11 +1,15 @@
 """Camera tampering: a dark, flat (covered) or frozen picture.
 
-Dark and flat are judged on one frame from a 160x120 grey thumbnail:
+Dark, flat and covered are judged on one frame from a 160x120 grey thumbnail:
 - dark: mean brightness below ``DARK_MEAN`` (0..255);
-- flat: standard deviation below ``FLAT_STD`` - a hand, tape or a sheet of
-  paper over the lens gives an almost uniform picture at any brightness.
-Blur is the variance of the Laplacian of the same thumbnail (reported, not
-flagged: a soft webcam is not tampering).
+- flat: standard deviation below ``FLAT_STD`` - tape or a sheet of paper over
+  the lens gives an almost uniform picture at any brightness;
+- covered: variance of the Laplacian below ``COVERED_BLUR`` - a finger or a
+  hand on the lens leaves a smooth glow with no edge at all. A normal frame
+  scores in the hundreds to thousands, a webcam badly out of focus (Gaussian
+  sigma 8 px at 640x480) about 24; sigma 16 px scores 3, which no one can
+  proctor either.
+Blur (the same Laplacian variance) is reported with every frame.
 
 Frozen needs the stream: a live sensor never yields two frames whose 80x60
 thumbnails are bit-identical, while a frozen feed (a still image played into a
@@ -24,6 +28,7 @@ from .types import CameraState
 
 DARK_MEAN = 30.0
 FLAT_STD = 8.0
+COVERED_BLUR = 8.0
 _THUMB = (160, 120)
 _DIGEST_THUMB = (80, 60)
 
@@ -34,7 +39,7 @@ def gray_thumbnail(image: np.ndarray, size: tuple[int, int] = _THUMB) -> np.ndar
 
 
 def camera_state(image: np.ndarray, *, thumb: np.ndarray | None = None) -> CameraState:
-    """Dark / flat / blur of one RGB uint8 frame (never "frozen": see ``frame_digest``)."""
+    """Dark / flat / covered / blur of one RGB uint8 frame (never "frozen": see ``frame_digest``)."""
     if thumb is None:
         thumb = gray_thumbnail(image)
     mean, std = cv2.meanStdDev(thumb)
@@ -46,6 +51,8 @@ def camera_state(image: np.ndarray, *, thumb: np.ndarray | None = None) -> Camer
         reason = "dark"
     elif spread < FLAT_STD:
         reason = "flat"
+    elif blur < COVERED_BLUR:
+        reason = "covered"
     return CameraState(blocked=bool(reason), reason=reason, brightness=round(brightness, 2), blur=round(blur, 2))
 
 
