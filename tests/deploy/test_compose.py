@@ -1,0 +1,158 @@
+"""docker-compose.yml wires the production stack the way the app expects it.
+
+No Docker engine is needed: the file is parsed and checked as data, and
+`docker compose config` validates it too where the compose plugin exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml  # PyYAML, from requirements-dev.txt
+
+REPO = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("web", "worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def _command(service: dict) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else command
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return env
+
+
+def _named_volumes(service: dict) -> dict[str, str]:
+    """Mount target by named volume (bind mounts start with . or /)."""
+    named = {}
+    for volume in service.get("volumes", []):
+        source, target = (volume.split(":")[:2] if isinstance(volume, str)
+                          else (volume["source"], volume["target"]))
+        if not source.startswith((".", "/", "~")):
+            named[source] = target
+    return named
+
+
+def test_it_has_the_five_services(services: dict) -> None:
+    assert set(services) >= {"postgres", "redis", "web", "worker", "beat"}
+
+
+def test_it_builds_one_image_for_web_worker_and_beat(services: dict) -> None:
+    builds = {name: services[name].get("build") for name in APP_SERVICES}
+    images = {name: services[name].get("image") for name in APP_SERVICES}
+    assert set(builds.values()) == {"."}, builds
+    assert len(set(images.values())) == 1, images
+
+
+def test_it_runs_migrate_then_daphne_in_web(services: dict) -> None:
+    command = _command(services["web"])
+    assert "manage.py migrate" in command
+    assert re.search(r"daphne -b 0\.0\.0\.0 -p 8000 proctor\.asgi:application", command), command
+    assert command.index("migrate") < command.index("daphne")
+    assert any(str(port).endswith("8000") for port in services["web"]["ports"])
+
+
+def test_it_runs_celery_worker_and_beat(services: dict) -> None:
+    assert "celery -A proctor worker" in _command(services["worker"])
+    assert "--concurrency" in _command(services["worker"])
+    assert "celery -A proctor beat" in _command(services["beat"])
+
+
+def test_it_points_the_app_at_the_compose_services(services: dict) -> None:
+    postgres_env = _env(services["postgres"])
+    for name in APP_SERVICES:
+        env = _env(services[name])
+        # The password is an interpolation whose ":?" message would read as a query.
+        database = urlsplit(re.sub(r"\$\{[^}]*\}", "password", env["DATABASE_URL"]))
+        assert database.scheme in ("postgres", "postgresql")
+        assert database.hostname == "postgres"
+        assert database.username == postgres_env["POSTGRES_USER"]
+        assert database.path.lstrip("/") == postgres_env["POSTGRES_DB"]
+        assert "${POSTGRES_PASSWORD" in env["DATABASE_URL"]
+        redis = urlsplit(env["REDIS_URL"])
+        assert (redis.scheme, redis.hostname) == ("redis", "redis")
+
+
+def test_it_requires_secrets_from_env(services: dict) -> None:
+    for name in APP_SERVICES:
+        assert _env(services[name])["SECRET_KEY"].startswith("${SECRET_KEY:?")
+    assert _env(services["postgres"])["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_it_keeps_state_in_named_volumes(compose: dict, services: dict) -> None:
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for service in services.values():
+        used |= set(_named_volumes(service))
+    assert used <= declared, f"undeclared volumes: {used - declared}"
+    assert "/var/lib/postgresql/data" in _named_volumes(services["postgres"]).values()
+    assert "/data" in _named_volumes(services["redis"]).values()
+
+
+def test_it_shares_media_between_web_and_worker(services: dict) -> None:
+    web, worker = services["web"], services["worker"]
+    media_root = _env(web)["MEDIA_ROOT"]
+    assert _env(worker)["MEDIA_ROOT"] == media_root
+    web_volume = {v for v, target in _named_volumes(web).items() if target == media_root}
+    worker_volume = {v for v, target in _named_volumes(worker).items() if target == media_root}
+    assert web_volume and web_volume == worker_volume
+
+
+def test_it_has_healthchecks(services: dict) -> None:
+    assert "pg_isready" in str(services["postgres"]["healthcheck"]["test"])
+    assert "redis-cli" in str(services["redis"]["healthcheck"]["test"])
+    assert "celery -A proctor inspect ping" in str(services["worker"]["healthcheck"]["test"])
+    # web uses the image's HEALTHCHECK (checked in test_dockerfile); beat
+    # listens on no port, so that check must be switched off for it.
+    assert "healthcheck" not in services["web"]
+    assert services["beat"]["healthcheck"] == {"disable": True}
+
+
+def test_it_starts_the_app_after_healthy_postgres_and_redis(services: dict) -> None:
+    for name in APP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+    for name in ("worker", "beat"):
+        assert services[name]["depends_on"]["web"]["condition"] == "service_healthy", name
+
+
+def test_it_documents_every_interpolated_variable() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    interpolated = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
+    documented = set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M))
+    assert interpolated <= documented, f"not in .env.example: {interpolated - documented}"
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
+    reason="the docker compose plugin is not installed",
+)
+def test_it_passes_docker_compose_config() -> None:
+    env = {**os.environ, "SECRET_KEY": "test", "POSTGRES_PASSWORD": "test"}
+    result = subprocess.run(
+        ["docker", "compose", "-f", "docker-compose.yml", "config", "-q"],
+        cwd=REPO, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr

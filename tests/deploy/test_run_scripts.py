@@ -1,0 +1,178 @@
+"""bin/run and the CI scripts.
+
+bin/run is run for real from a copy of it in a temporary checkout whose .venv
+holds stand-ins for python, daphne and celery. The stand-ins log what they were
+asked to do and, like Celery's pool, start a child process of their own, so the
+tests see whether stopping reaches whole process groups.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = ("bin/run", ".ci/run", ".ci/ensure-services")
+
+PYTHON_STUB = """#!/usr/bin/env bash
+echo "python $* SECRET_KEY=${SECRET_KEY:-}" >> "$STUB_LOG"
+[[ "$*" == *"${STUB_FAIL_ON:-never}"* ]] && exit 3
+exit 0
+"""
+
+SERVER_STUB = """#!/usr/bin/env bash
+echo "server $$ $(basename "$0") $*" >> "$STUB_LOG"
+[[ -n "${STUB_EXIT_AT_ONCE:-}" ]] && exit 0
+sleep 300 &
+echo "child $! $(basename "$0")" >> "$STUB_LOG"
+wait
+"""
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_it_has_executable_scripts_that_parse(script: str) -> None:
+    path = REPO / script
+    assert os.access(path, os.X_OK), f"{script} is not executable"
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_it_refuses_unknown_ensure_services_modes() -> None:
+    result = subprocess.run([str(REPO / ".ci/ensure-services"), "--sometimes"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    (tmp_path / "bin").mkdir()
+    shutil.copy2(REPO / "bin/run", tmp_path / "bin/run")
+    venv_bin = tmp_path / ".venv/bin"
+    venv_bin.mkdir(parents=True)
+    for name, text in (("python", PYTHON_STUB), ("daphne", SERVER_STUB), ("celery", SERVER_STUB)):
+        (venv_bin / name).write_text(text)
+        (venv_bin / name).chmod(0o755)
+    return tmp_path
+
+
+def _env(checkout: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "SECRET_KEY")}
+    env.update(STUB_LOG=str(checkout / "stub.log"), STOP_GRACE_SECONDS="5", **extra)
+    return env
+
+
+def _log(checkout: Path) -> list[list[str]]:
+    path = checkout / "stub.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+SERVICES = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/proctor", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+
+
+@pytest.fixture
+def services_run(checkout: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """bin/run in services mode, once all three processes and their children are up."""
+    process = subprocess.Popen([str(checkout / "bin/run")], env=_env(checkout, **SERVICES))
+    try:
+        assert _wait_for(lambda: sum(entry[0] == "child" for entry in _log(checkout)) == 3)
+        yield process, checkout
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for entry in _log(checkout):
+            if entry[0] in ("server", "child"):
+                try:
+                    os.kill(int(entry[1]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _pids(checkout: Path) -> list[int]:
+    return [int(entry[1]) for entry in _log(checkout) if entry[0] in ("server", "child")]
+
+
+def test_it_migrates_seeds_and_execs_daphne_in_embedded_mode(checkout: Path) -> None:
+    process = subprocess.Popen(
+        [str(checkout / "bin/run")], env=_env(checkout, PORT="8123", STUB_EXIT_AT_ONCE="1"),
+    )
+    assert process.wait(timeout=30) == 0
+    log = _log(checkout)
+    assert [entry[:3] for entry in log[:2]] == [["python", "manage.py", "migrate"], ["python", "manage.py", "seed_demo"]]
+    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", "8123", "proctor.asgi:application"]
+    assert int(log[2][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
+    assert len(log) == 3
+
+
+def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> None:
+    _, checkout = services_run
+    started = sorted(" ".join(entry[2:]) for entry in _log(checkout) if entry[0] == "server")
+    assert started == [
+        "celery -A proctor beat -l info -s var/celerybeat-schedule",
+        "celery -A proctor worker -l info --concurrency 2",
+        "daphne -b 127.0.0.1 -p 8000 proctor.asgi:application",
+    ]
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_it_stops_everything_on_a_signal(services_run, sig: signal.Signals, status: int) -> None:
+    process, checkout = services_run
+    process.send_signal(sig)
+    assert process.wait(timeout=15) == status
+    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)), timeout=5)
+
+
+def test_it_stops_the_others_when_one_dies(services_run) -> None:
+    process, checkout = services_run
+    worker = next(int(e[1]) for e in _log(checkout) if e[0] == "server" and e[5:6] == ["worker"])
+    os.kill(worker, signal.SIGKILL)
+    assert process.wait(timeout=15) != 0
+    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)), timeout=5)
+
+
+def test_it_stops_before_serving_when_migrate_fails(checkout: Path) -> None:
+    process = subprocess.run(
+        [str(checkout / "bin/run")], env=_env(checkout, STUB_FAIL_ON="migrate", **SERVICES), timeout=30,
+    )
+    assert process.returncode != 0
+    assert [entry[0] for entry in _log(checkout)] == ["python"]
+
+
+def test_it_takes_dotenv_values_literally_without_overriding_the_environment(checkout: Path) -> None:
+    (checkout / ".env").write_text(
+        "# comment\n"
+        "SECRET_KEY='a$b\"c d'\n"
+        "PORT=9999\n"
+        "REDIS_URL=\n"
+    )
+    process = subprocess.run(
+        [str(checkout / "bin/run")], env=_env(checkout, PORT="8124", STUB_EXIT_AT_ONCE="1"), timeout=30,
+    )
+    assert process.returncode == 0
+    log = (checkout / "stub.log").read_text().splitlines()
+    assert log[0].endswith('SECRET_KEY=a$b"c d')
+    assert "-p 8124 " in log[2]
