@@ -44,7 +44,8 @@ CLOSE_ENDED = 4000
 @database_sync_to_async
 def _candidate_session(token: str) -> ExamSession:
     candidate = get_candidate_for_token(token)
-    return services.session_for_candidate(candidate)
+    session = services.session_for_candidate(candidate)
+    return ExamSession.objects.select_related("candidate__exam").get(pk=session.pk)
 
 
 @database_sync_to_async

@@ -1,0 +1,265 @@
+"""Shared fixtures: named actors and the real services.
+
+Tests marked ``services`` need PostgreSQL and Redis (DATABASE_URL and
+REDIS_URL set, as ``make test`` does); tests marked ``browser`` need Debian's
+chromium. Without them those tests are skipped, unless REQUIRE_SERVICES=1
+(as ``.ci/run`` sets), which turns a missing service into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+PHOTOS = Path(__file__).parent / "data" / "photos"
+CHROMIUM = "/usr/bin/chromium"
+REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def services_missing() -> str:
+    db, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if not db or not redis:
+        return "DATABASE_URL and REDIS_URL are not set (make test sets them)"
+    if not _reachable(db, 5432):
+        return f"PostgreSQL at {urlsplit(db).hostname} does not answer"
+    if not _reachable(redis, 6379):
+        return f"Redis at {urlsplit(redis).hostname} does not answer"
+    return ""
+
+
+def browser_missing() -> str:
+    return "" if os.path.exists(CHROMIUM) else f"{CHROMIUM} is not installed (apt-get install chromium)"
+
+
+def pytest_collection_modifyitems(config, items):
+    missing_services = services_missing()
+    missing_browser = browser_missing()
+    for item in items:
+        reasons = []
+        if missing_services and ("services" in item.keywords or "browser" in item.keywords):
+            reasons.append(missing_services)
+        if missing_browser and "browser" in item.keywords:
+            reasons.append(missing_browser)
+        if not reasons:
+            continue
+        reason = "; ".join(reasons)
+        if REQUIRE:
+            item.add_marker(pytest.mark.usefixtures("_required_service_missing"))
+            item.user_properties.append(("missing", reason))
+        else:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def _required_service_missing(request):
+    reason = dict(request.node.user_properties).get("missing", "")
+    pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+
+
+# ---------------------------------------------------------------- media and settings
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+# ---------------------------------------------------------------- photos
+
+
+def photo_bytes(name: str) -> bytes:
+    return (PHOTOS / name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def obama_encoding() -> list[float]:
+    from detection.core import decode_image, encode_reference
+
+    return encode_reference(decode_image(photo_bytes("obama.jpg"))).tolist()
+
+
+# ---------------------------------------------------------------- named actors
+
+
+def _user(django_user_model, username: str, group: str | None):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username=username, password="correct-horse-1")
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def proctor(db, django_user_model):
+    return _user(django_user_model, "proctor", "Proctor")
+
+
+@pytest.fixture
+def other_proctor(db, django_user_model):
+    return _user(django_user_model, "other_proctor", "Proctor")
+
+
+@pytest.fixture
+def reviewer(db, django_user_model):
+    return _user(django_user_model, "reviewer", "Reviewer")
+
+
+@pytest.fixture
+def second_reviewer(db, django_user_model):
+    return _user(django_user_model, "second_reviewer", "Reviewer")
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    """Signed in, but neither proctor nor reviewer."""
+    return _user(django_user_model, "outsider", None)
+
+
+@pytest.fixture
+def exam(db, proctor):
+    from django.utils import timezone
+
+    from exams.models import Exam
+
+    now = timezone.now()
+    exam = Exam.objects.create(title="Algebra final", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3))
+    exam.proctors.add(proctor)
+    return exam
+
+
+@pytest.fixture
+def other_exam(db, other_proctor):
+    from django.utils import timezone
+
+    from exams.models import Exam
+
+    now = timezone.now()
+    exam = Exam.objects.create(title="History midterm", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3))
+    exam.proctors.add(other_proctor)
+    return exam
+
+
+def _candidate(exam, name: str, email: str, encodings=None):
+    from exams.models import Candidate, ExamSession
+
+    candidate = Candidate.objects.create(exam=exam, name=name, email=email, reference_encodings=encodings or [])
+    ExamSession.objects.create(candidate=candidate)
+    return candidate
+
+
+@pytest.fixture
+def candidate(exam, obama_encoding):
+    return _candidate(exam, "Barack Obama", "barack@example.org", [obama_encoding])
+
+
+@pytest.fixture
+def other_candidate(other_exam):
+    return _candidate(other_exam, "Joe Biden", "joe@example.org")
+
+
+def advance(session, *states: str) -> None:
+    """Walk a session along the normal path to the last of ``states``."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    steps = {
+        "consented": lambda: session.consent(version="test", now=now),
+        "verified": lambda: session.verify(now=now),
+        "in_progress": lambda: session.start(now=now),
+        "submitted": lambda: session.submit(now=now),
+    }
+    for state in states:
+        steps[state]()
+    session.save()
+
+
+@pytest.fixture
+def live_session(candidate):
+    session = candidate.session
+    advance(session, "consented", "verified", "in_progress")
+    return session
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    return shutil.which("chromium") or CHROMIUM
+
+
+# ---------------------------------------------------------------- real processes
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (worker, daphne) that must share the test database."""
+    from django.conf import settings as dj
+
+    db = dj.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(dj.MEDIA_ROOT), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("SECRET_KEY", dj.SECRET_KEY)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real Celery worker (solo pool) against the test database and real Redis."""
+    import subprocess
+    import sys
+    import time
+
+    from celery import current_app
+
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "proctor", "worker", "--pool=solo", "--concurrency=1",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", f"test-{os.getpid()}@%h"],
+        env=service_env(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).parent.parent,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"celery worker exited early:\n{log.read_text()}")
+        if b"ready." in log.read_bytes():
+            break
+        time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail(f"celery worker did not start:\n{log.read_text()}")
+    current_app.conf.task_always_eager = False
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    print(log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Consumers use the database from worker threads; persistent connections
+    there would outlive the test and block dropping the test database."""
+    from django.db import connections
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+    for conn in connections.all():
+        conn.settings_dict["CONN_MAX_AGE"] = 0

@@ -1,0 +1,136 @@
+"""The candidate websocket driven through the full ASGI app: bad input, duplicates, signals."""
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from exams.models import AuditEntry, Event, ExamSession
+from proctor.asgi import application
+from tests.conftest import photo_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = [(b"origin", b"http://127.0.0.1")]
+
+
+async def _connect(token: str) -> tuple[WebsocketCommunicator, dict]:
+    communicator = WebsocketCommunicator(application, f"/ws/take/{token}/", headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, await communicator.receive_json_from(timeout=5)
+
+
+@pytest.fixture
+def small_jpeg() -> bytes:
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(photo_bytes("obama.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    ok, data = cv2.imencode(".jpg", cv2.resize(image, (320, 240)))
+    return data.tobytes()
+
+
+async def test_it_answers_bad_messages_and_keeps_the_connection(live_session):
+    communicator, status = await _connect(live_session.candidate.token)
+    assert status["type"] == "status"
+    try:
+        for payload, code in [
+            ("{not json", "malformed"),
+            ("[1, 2]", "malformed"),
+            (json.dumps({"type": "teleport"}), "unknown_type"),
+            (json.dumps({"type": "signal", "name": "rm -rf"}), "malformed"),
+            (json.dumps({"type": "signal", "name": "tab_hidden", "active": "yes"}), "malformed"),
+            ("x" * 5000, "malformed"),
+        ]:
+            await communicator.send_to(text_data=payload)
+            reply = await communicator.receive_json_from(timeout=5)
+            assert reply["type"] == "error" and reply["code"] == code, payload[:30]
+        await communicator.send_to(bytes_data=b"\x00" * 600 * 1024)
+        assert (await communicator.receive_json_from(timeout=5))["code"] == "frame_too_large"
+        await communicator.send_to(bytes_data=b"GIF89a not really an image")
+        assert (await communicator.receive_json_from(timeout=5))["code"] == "not_an_image"
+        # Still alive: a heartbeat is accepted silently.
+        await communicator.send_to(text_data=json.dumps({"type": "heartbeat"}))
+        assert await communicator.receive_nothing(timeout=0.5)
+    finally:
+        await communicator.disconnect()
+    codes = [a.details["code"] async for a in AuditEntry.objects.filter(action="bad_message")]
+    assert codes.count("malformed") == 5 and "frame_too_large" in codes and "not_an_image" in codes
+    session = await ExamSession.objects.aget(pk=live_session.pk)
+    assert session.state == "in_progress"  # nothing already stored was lost
+
+
+async def test_it_refuses_frames_faster_than_the_exam_allows(live_session, small_jpeg):
+    communicator, _ = await _connect(live_session.candidate.token)
+    try:
+        for _ in range(3):  # FRAME_BURST
+            await communicator.send_to(bytes_data=small_jpeg)
+        assert await communicator.receive_nothing(timeout=0.5)
+        await communicator.send_to(bytes_data=small_jpeg)
+        reply = await communicator.receive_json_from(timeout=5)
+        assert reply["code"] == "too_fast"
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_refuses_a_second_tab_and_records_it(live_session):
+    first, _ = await _connect(live_session.candidate.token)
+    try:
+        second, reply = await _connect(live_session.candidate.token)
+        assert reply["code"] == "duplicate_session" and reply["fatal"] is True
+        assert "another tab" in reply["message"]
+        assert (await second.receive_output(timeout=5))["type"] == "websocket.close"
+        await second.disconnect()
+        # The first connection is untouched.
+        await first.send_to(text_data=json.dumps({"type": "heartbeat"}))
+        assert await first.receive_nothing(timeout=0.3)
+    finally:
+        await first.disconnect()
+    assert await Event.objects.filter(session=live_session, type="duplicate_session").acount() == 1
+    assert await AuditEntry.objects.filter(action="duplicate_session_refused").aexists()
+
+
+async def test_it_records_a_lost_connection_and_closes_it_on_reconnect(live_session):
+    first, _ = await _connect(live_session.candidate.token)
+    await first.disconnect()
+    lost = await Event.objects.aget(session=live_session, type="connection_lost")
+    assert lost.is_open
+    again, status = await _connect(live_session.candidate.token)
+    assert status["type"] == "status"
+    await again.disconnect()
+    lost = await Event.objects.filter(session=live_session, type="connection_lost").order_by("started_at").afirst()
+    assert not lost.is_open and lost.ended_at >= lost.started_at
+
+
+async def test_it_turns_tab_switches_into_one_event_per_absence(live_session):
+    communicator, _ = await _connect(live_session.candidate.token)
+    try:
+        for active in (True, True, False):  # a repeated "hidden" does not open a second event
+            await communicator.send_to(text_data=json.dumps({"type": "signal", "name": "tab_hidden", "active": active}))
+        for _ in range(3):
+            await communicator.send_to(text_data=json.dumps({"type": "signal", "name": "copy_paste"}))
+        await communicator.send_to(text_data=json.dumps({"type": "heartbeat"}))
+        assert await communicator.receive_nothing(timeout=0.5)
+    finally:
+        await communicator.disconnect()
+    tab = [e async for e in Event.objects.filter(session=live_session, type="tab_hidden")]
+    assert len(tab) == 1 and not tab[0].is_open
+    paste = [e async for e in Event.objects.filter(session=live_session, type="copy_paste")]
+    assert len(paste) == 1 and paste[0].details["count"] == 3
+
+
+async def test_it_ends_the_exam_when_the_proctor_does(live_session, proctor):
+    from asgiref.sync import sync_to_async
+
+    from exams import services
+
+    communicator, _ = await _connect(live_session.candidate.token)
+    await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="warn", text="Eyes on screen")
+    assert await communicator.receive_json_from(timeout=5) == {"type": "warn", "text": "Eyes on screen", "from": "proctor"}
+    await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="end", text="")
+    ended = await communicator.receive_json_from(timeout=5)
+    assert ended["type"] == "ended" and ended["state"] == "terminated"
+    assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"
+    await communicator.disconnect()
+    assert await AuditEntry.objects.filter(action="proctor_end", actor=proctor).aexists()
