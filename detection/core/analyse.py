@@ -1,14 +1,45 @@
 """Every check on one frame (``analyse_frame``) and the live-stream cascade
-(``analyse_stream``)."""
+(``analyse_stream``).
+
+The cascade
+-----------
+A live stream sends a frame about every 2 s, and most frames show the same
+candidate sitting still. ``analyse_stream`` therefore runs, per frame:
+
+- always: the camera checks (dark / flat / covered, and frozen from a digest
+  kept in the state), about 1 ms;
+- faces, head pose and objects when the picture changed since they last ran
+  (see ``scene_change``), or when their last run is older than
+  ``FACES_MAX_AGE`` / ``OBJECTS_MAX_AGE``;
+- identity when faces ran and the face count changed, the candidate's face
+  moved or resized a lot since the last identity check, no identity is known
+  yet, or the last check is older than ``IDENTITY_MAX_AGE``.
+
+A frame with a blocked camera runs nothing else (the rules report only the
+blocked camera then) and keeps the reference picture, so the first clear frame
+after it is re-analysed. Values not recomputed are carried from the state;
+``checks_run`` names what ran. Thresholds are re-applied to carried values on
+every frame, so a changed exam configuration takes effect at once.
+
+Why that keeps every condition that lasts 4 s: a condition appears with a
+change in the picture (a face leaves, a phone or a second person enters, the
+head turns, another person sits down), so the frame that first shows it is
+analysed in full, and the following frames carry the finding while the picture
+stays as it is. A frame that changes again is analysed again. The max ages are
+a safety net for changes too slow or small for ``scene_change``.
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .camera import camera_state, frame_digest, gray_thumbnail
@@ -17,7 +48,7 @@ from .faces import Face, detect_frame_faces, identity_of
 from .image import prepare_image
 from .objects import object_detector, prohibited_objects
 from .pose import head_pose, is_looking_away
-from .types import Box, CameraState, DetectedObject, FrameAnalysis, IdentityResult
+from .types import Box, CameraState, DetectedObject, FrameAnalysis, HeadPose, IdentityResult
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +56,18 @@ logger = logging.getLogger(__name__)
 # "is the candidate in the picture"; the others raise multiple_faces anyway.
 MAX_FACES_ENCODED = 3
 FACE_CHECKS = ("faces", "identity", "head_pose")
+
+# Cascade settings (seconds, grey levels, cells); see the module docstring.
+FACES_MAX_AGE = 10.0
+OBJECTS_MAX_AGE = 10.0
+IDENTITY_MAX_AGE = 30.0
+SIG_SIZE = (32, 24)  # one cell is 20x20 px of a 640x480 frame
+CELL_CHANGE = 20.0  # grey levels, after a 3x3 blur and a best-fit shift of the cell grid
+CHANGED_CELLS = 2  # this many changed cells make a scene change
+FACE_CHANGED = 0.3  # this fraction of changed cells under the candidate's face re-checks identity
+FACE_MOVED = 0.5  # centre shift, as a fraction of the face width
+FACE_RESIZED = 1.4  # width ratio either way
+STATE_VERSION = 1
 
 
 class _Timer:
@@ -45,6 +88,10 @@ def _best_identity(
 ) -> tuple[IdentityResult, Face]:
     results = [(identity_of(image, face, references, threshold), face) for face in faces[:MAX_FACES_ENCODED]]
     return min(results, key=lambda r: r[0].distance)
+
+
+def _objects(image: np.ndarray) -> tuple[DetectedObject, ...]:
+    return object_detector().detect(image)
 
 
 def analyse_frame(
@@ -75,30 +122,22 @@ def analyse_frame(
             identity, candidate = _best_identity(image, faces, references, config.identity_threshold)
         checks.add("identity")
     pose = None
-    looking_away = False
     if config.is_enabled("head_pose") and candidate is not None:
         with timer("head_pose"):
             pose = head_pose(image, candidate.box)
-        looking_away = is_looking_away(
-            pose, yaw_threshold=config.yaw_threshold, pitch_threshold=config.pitch_threshold
-        )
         checks.add("head_pose")
     objects: tuple[DetectedObject, ...] = ()
     if config.is_enabled("objects"):
         with timer("objects"):
-            objects = prohibited_objects(
-                object_detector().detect(image),
-                labels=config.prohibited_labels,
-                min_score=config.object_min_score,
-                candidate_face=candidate.box if candidate is not None else None,
-            )
+            detections = _objects(image)
+        objects = _prohibited(detections, config, candidate.box if candidate is not None else None)
         checks.add("objects")
     return FrameAnalysis(
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
         identity=identity,
         head_pose=pose,
-        looking_away=looking_away,
+        looking_away=_away(pose, config),
         objects=objects,
         camera=camera,
         checks_run=frozenset(checks),
@@ -106,10 +145,134 @@ def analyse_frame(
     )
 
 
-def _box_from(data: Any) -> Box | None:
-    if isinstance(data, list) and len(data) == 4:
+def _prohibited(
+    detections: tuple[DetectedObject, ...], config: CheckConfig, candidate: Box | None
+) -> tuple[DetectedObject, ...]:
+    return prohibited_objects(
+        detections, labels=config.prohibited_labels, min_score=config.object_min_score, candidate_face=candidate
+    )
+
+
+def _away(pose: HeadPose | None, config: CheckConfig) -> bool:
+    return is_looking_away(pose, yaw_threshold=config.yaw_threshold, pitch_threshold=config.pitch_threshold)
+
+
+# ---------------------------------------------------------------- stream
+
+
+def scene_signature(thumb: np.ndarray) -> np.ndarray:
+    """A 32x24 grey picture of the frame, from its 160x120 thumbnail."""
+    return cv2.resize(thumb, SIG_SIZE, interpolation=cv2.INTER_AREA)
+
+
+_SHIFTS = [(dx, dy) for dx in (-0.3, -0.15, 0.0, 0.15, 0.3) for dy in (-0.3, -0.15, 0.0, 0.15, 0.3)]
+
+
+def scene_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The cells of the 32x24 signature that changed (a boolean grid).
+
+    Both grids are blurred over 3x3 cells, ``before`` is shifted by up to
+    0.3 cell (6 px at 640x480) to best fit ``after``, and the median
+    difference is taken off: a candidate swaying by a few pixels, sensor noise
+    and the webcam's exposure drifting then leave every cell within about 13
+    grey levels (measured on the replay stream), while a 60x120 px dark object
+    held up changes about 17 cells by more than ``CELL_CHANGE``. The outer
+    ring of cells is not judged (the shift makes it up).
+    """
+    a = cv2.GaussianBlur(before.astype(np.float32), (3, 3), 0)
+    b = cv2.GaussianBlur(after.astype(np.float32), (3, 3), 0)
+    best: np.ndarray | None = None
+    best_error = float("inf")
+    for dx, dy in _SHIFTS:
+        shifted = a if dx == dy == 0.0 else cv2.warpAffine(
+            a, np.float32([[1, 0, dx], [0, 1, dy]]), SIG_SIZE, borderMode=cv2.BORDER_REPLICATE
+        )
+        diff = (b - shifted)[1:-1, 1:-1]
+        diff = np.abs(diff - float(np.median(diff)))
+        error = float(diff.sum())
+        if error < best_error:
+            best, best_error = diff, error
+    assert best is not None
+    changed = np.zeros(a.shape, bool)
+    changed[1:-1, 1:-1] = best > CELL_CHANGE
+    return changed
+
+
+def _changed_within(changed: np.ndarray, box: Box | None, frame_size: tuple[int, int]) -> float:
+    """Fraction of the signature cells under ``box`` that changed."""
+    if box is None:
+        return 1.0
+    width, height = frame_size
+    cols, rows = SIG_SIZE
+    x0, x1 = int(box.left * cols / width), int(np.ceil(box.right * cols / width))
+    y0, y1 = int(box.top * rows / height), int(np.ceil(box.bottom * rows / height))
+    cells = changed[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+    return float(cells.mean()) if cells.size else 1.0
+
+
+def _encode_sig(sig: np.ndarray) -> str:
+    return base64.b64encode(sig.tobytes()).decode("ascii")
+
+
+def _decode_sig(data: Any) -> np.ndarray | None:
+    if not isinstance(data, str):
+        return None
+    try:
+        raw = base64.b64decode(data.encode("ascii"), validate=True)
+    except ValueError:
+        return None
+    if len(raw) != SIG_SIZE[0] * SIG_SIZE[1]:
+        return None
+    return np.frombuffer(raw, np.uint8).reshape(SIG_SIZE[1], SIG_SIZE[0])
+
+
+def _box(data: Any) -> Box | None:
+    if isinstance(data, list) and len(data) == 4 and all(isinstance(v, (int, float)) for v in data):
         return Box(*(int(v) for v in data))
     return None
+
+
+def _num(state: dict[str, Any], key: str, default: float = float("-inf")) -> float:
+    value = state.get(key)
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+def _carried(state: dict[str, Any]) -> dict[str, Any]:
+    """The last findings stored in the state, as typed values."""
+    boxes = tuple(b for b in (_box(x) for x in state.get("boxes") or []) if b is not None)
+    identity = state.get("identity")
+    pose = state.get("pose")
+    objects = []
+    for item in state.get("objects") or []:
+        if isinstance(item, list) and len(item) == 3 and _box(item[2]) is not None:
+            objects.append(DetectedObject(str(item[0]), float(item[1]), _box(item[2])))  # type: ignore[arg-type]
+    return {
+        "faces": int(state.get("faces", 0)) if isinstance(state.get("faces"), int) else 0,
+        "boxes": boxes,
+        "distance": float(identity) if isinstance(identity, (int, float)) else None,
+        "pose": HeadPose(float(pose[0]), float(pose[1])) if isinstance(pose, list) and len(pose) == 2 else None,
+        "detections": tuple(objects),
+        "candidate": _box(state.get("candidate")),
+    }
+
+
+def _moved(before: Box | None, after: Box | None) -> bool:
+    if before is None or after is None:
+        return True
+    width = max(before.width, 1)
+    shift = abs((before.left + before.right) - (after.left + after.right)) / 2
+    shift_y = abs((before.top + before.bottom) - (after.top + after.bottom)) / 2
+    ratio = max(after.width, 1) / width
+    return max(shift, shift_y) > FACE_MOVED * width or not (1 / FACE_RESIZED <= ratio <= FACE_RESIZED)
+
+
+def _nearest(faces: Sequence[Face], box: Box | None) -> Face | None:
+    if not faces:
+        return None
+    if box is None:
+        return faces[0]
+    cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+    return min(faces, key=lambda f: abs((f.box.left + f.box.right) / 2 - cx) + abs((f.box.top + f.box.bottom) / 2 - cy))
 
 
 def analyse_stream(
@@ -120,33 +283,117 @@ def analyse_stream(
     state: dict[str, Any] | None,
     now: float,
 ) -> tuple[FrameAnalysis, dict[str, Any]]:
-    """Analyse one frame of a live stream; returns the analysis and the new state.
+    """Analyse one frame of a live stream through the cascade (see the module docstring).
 
-    ``state`` is the dict returned for the previous frame of the same stream
-    (or None); it holds only small JSON values, so any worker can take any
-    frame. A frame whose ``now`` is not after the last one (a redelivery) is
-    analysed but leaves the state unchanged.
+    ``state`` is the dict returned for the previous frame of the same stream,
+    or None for the first frame. It holds only small JSON values (about 1.5 KB),
+    so any worker can take any frame. A frame whose ``now`` is not after the
+    last one (a redelivery) is analysed against the old state and leaves it
+    unchanged.
     """
-    state = dict(state or {})
-    analysis = analyse_frame(image, references=references, config=config)
-    image = prepare_image(image)
-    camera = analysis.camera
-    fresh = now > float(state.get("t", float("-inf")))
+    timer = _Timer()
+    old = dict(state or {}) if (state or {}).get("v") == STATE_VERSION else {}
+    fresh = now > _num(old, "t")
+    new = dict(old)
+    with timer("prepare"):
+        image = prepare_image(image)
+        thumb = gray_thumbnail(image)
+    checks: set[str] = set()
+    carried = _carried(old)
+
+    camera = CameraState(blocked=False)
     if config.is_enabled("camera"):
-        digest = frame_digest(gray_thumbnail(image))
-        if fresh and state.get("digest") == digest and not camera.blocked:
-            camera = CameraState(
-                blocked=True, reason="frozen", brightness=camera.brightness, blur=camera.blur
+        with timer("camera"):
+            camera = camera_state(image, thumb=thumb)
+            digest = frame_digest(thumb)
+        if fresh and not camera.blocked and old.get("digest") == digest:
+            camera = replace(camera, blocked=True, reason="frozen")
+        new["digest"] = digest
+        checks.add("camera")
+
+    faces_boxes = carried["boxes"]
+    face_count = carried["faces"]
+    candidate = carried["candidate"]
+    distance = carried["distance"]
+    pose = carried["pose"]
+    detections = carried["detections"]
+
+    if not camera.blocked:
+        sig = scene_signature(thumb)
+        before = _decode_sig(old.get("sig"))
+        with timer("scene"):
+            cells = np.ones(sig.shape, bool) if before is None else scene_change(before, sig)
+        changed = int(cells.sum()) >= CHANGED_CELLS
+        face_changed = _changed_within(cells, candidate, (image.shape[1], image.shape[0])) >= FACE_CHANGED
+        if changed:
+            new["sig"] = _encode_sig(sig)
+        wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
+        if wants_faces and (changed or now - _num(old, "t_faces") >= FACES_MAX_AGE):
+            with timer("faces"):
+                faces = detect_frame_faces(image)
+            checks.add("faces")
+            new["t_faces"] = now
+            faces_boxes = tuple(f.box for f in faces)
+            tracked = _nearest(faces, candidate)
+            identity_due = (
+                config.is_enabled("identity")
+                and len(references) > 0
+                and bool(faces)
+                and (
+                    distance is None
+                    or face_changed
+                    or len(faces) != face_count
+                    or _moved(candidate, tracked.box if tracked else None)
+                    or now - _num(old, "t_identity") >= IDENTITY_MAX_AGE
+                )
             )
-        if fresh:
-            state["digest"] = digest
-    if not fresh:
-        return _replace(analysis, camera=camera), state
-    state["t"] = now
-    return _replace(analysis, camera=camera), state
+            if identity_due:
+                with timer("identity"):
+                    result, best = _best_identity(image, faces, references, config.identity_threshold)
+                checks.add("identity")
+                new["t_identity"] = now
+                distance = result.distance
+                candidate = best.box
+            else:
+                candidate = tracked.box if tracked else None
+                if not faces:
+                    distance = None
+            face_count = len(faces)
+            pose = None
+            if config.is_enabled("head_pose") and candidate is not None:
+                with timer("head_pose"):
+                    pose = head_pose(image, candidate)
+                checks.add("head_pose")
+        if config.is_enabled("objects") and (changed or now - _num(old, "t_objects") >= OBJECTS_MAX_AGE):
+            with timer("objects"):
+                detections = _objects(image)
+            checks.add("objects")
+            new["t_objects"] = now
 
-
-def _replace(analysis: FrameAnalysis, **changes: Any) -> FrameAnalysis:
-    from dataclasses import replace
-
-    return replace(analysis, **changes)
+    new.update(
+        v=STATE_VERSION,
+        t=now,
+        faces=face_count,
+        boxes=[b.as_list() for b in faces_boxes],
+        candidate=candidate.as_list() if candidate is not None else None,
+        identity=distance,
+        pose=[pose.yaw, pose.pitch] if pose is not None else None,
+        objects=[[d.label, d.score, d.box.as_list()] for d in detections[:10]],
+    )
+    identity = None
+    if config.is_enabled("identity") and distance is not None and face_count:
+        identity = IdentityResult(
+            distance=distance, threshold=config.identity_threshold, match=distance <= config.identity_threshold
+        )
+    analysis = FrameAnalysis(
+        faces=face_count,
+        boxes=faces_boxes,
+        identity=identity,
+        head_pose=pose if config.is_enabled("head_pose") else None,
+        looking_away=config.is_enabled("head_pose") and _away(pose, config),
+        objects=_prohibited(detections, config, candidate) if config.is_enabled("objects") else (),
+        camera=camera,
+        checks_run=frozenset(checks),
+        timings_ms=timer.ms,
+    )
+    return analysis, (new if fresh else dict(old))

@@ -31,8 +31,10 @@ def biden_ref() -> np.ndarray:
     return encode_reference(photo("biden.jpg"))
 
 
-@pytest.fixture(autouse=True)
-def _media_root():
-    """The detection core writes no media and must run without Django:
-    this shadows the autouse fixture of tests/conftest.py that needs pytest-django."""
-    yield
+if "pytest_django.plugin" not in sys.modules:
+    # Run with ``-p no:django`` the core's tests need no Django at all; the
+    # autouse _media_root fixture of tests/conftest.py needs pytest-django's
+    # ``settings``, so it is shadowed here, and only then.
+    @pytest.fixture(autouse=True)
+    def _media_root():
+        yield

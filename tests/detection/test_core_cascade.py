@@ -1,0 +1,115 @@
+"""The stream cascade raises the same events as analysing every frame in full,
+while skipping work on still frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from detection_photos import PHOTOS
+
+from detection.core import CheckConfig, analyse_frame, analyse_stream, decode_image
+from detection.core.replay import EXPECTED_EVENT, SHORT_DURATION, SHORT_EPISODES, scripted_stream
+from detection.core.rules import conditions_from, debounce
+
+CONFIG = CheckConfig()
+
+
+def _replay(reference, mode: str):
+    frames = list(scripted_stream(PHOTOS, seed=1, episodes=SHORT_EPISODES, duration=SHORT_DURATION))
+    stream_state = None
+    rules_state = None
+    opened = []
+    runs = []
+    for frame in frames:
+        image = decode_image(frame.jpeg)
+        now = 1_000.0 + frame.t
+        if mode == "stream":
+            analysis, stream_state = analyse_stream(
+                image, references=[reference], config=CONFIG, state=stream_state, now=now
+            )
+            assert len(json.dumps(stream_state)) < 2500
+            stream_state = json.loads(json.dumps(stream_state))
+        else:
+            analysis = analyse_frame(image, references=[reference], config=CONFIG)
+        actions, rules_state = debounce(
+            rules_state, conditions_from(analysis, CONFIG), now=now, interval=2.0, config=CONFIG
+        )
+        opened += [(a.type, a.started_at - 1_000.0) for a in actions if a.kind == "open"]
+        runs.append((frame.episode, analysis.checks_run))
+    return opened, runs
+
+
+@pytest.fixture(scope="module")
+def replays(obama_ref):
+    return {mode: _replay(obama_ref, mode) for mode in ("stream", "full")}
+
+
+def test_every_episode_raises_its_event_in_the_cascade(replays):
+    opened, _ = replays["stream"]
+    for start, end, episode in SHORT_EPISODES:
+        expected = EXPECTED_EVENT.get(episode)
+        assert any(kind == expected and start <= at < end for kind, at in opened), (episode, opened)
+
+
+def test_the_cascade_raises_the_same_events_as_full_analysis(replays):
+    stream_events = sorted(kind for kind, _ in replays["stream"][0])
+    full_events = sorted(kind for kind, _ in replays["full"][0])
+    assert stream_events == full_events
+
+
+def test_the_still_candidate_raises_nothing(replays):
+    opened, _ = replays["stream"]
+    windows = [(s, e + 4) for s, e, _ in SHORT_EPISODES]  # events may close a little after
+    assert all(any(s <= at < e for s, e in windows) for _, at in opened), opened
+
+
+def test_still_frames_run_only_the_camera_check(replays):
+    _, runs = replays["stream"]
+    still = [checks for episode, checks in runs[1:] if episode == "still"]
+    camera_only = [c for c in still if c == frozenset({"camera"})]
+    assert len(camera_only) >= len(still) / 2
+    assert "identity" in runs[0][1] and "objects" in runs[0][1]
+
+
+def test_a_changed_scene_reruns_faces_and_objects(obama_ref):
+    frames = list(scripted_stream(PHOTOS, seed=2, episodes=((4, 8, "phone_like_object"),), duration=8))
+    state = None
+    ran = []
+    for frame in frames:
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
+        )
+        ran.append((frame.episode, analysis.checks_run))
+    first_phone = next(checks for episode, checks in ran if episode == "phone_like_object")
+    assert {"faces", "objects", "head_pose"} <= first_phone
+
+
+def test_checks_rerun_when_their_results_grow_old(obama_ref):
+    frames = list(scripted_stream(PHOTOS, seed=3, episodes=(), duration=24))
+    state = None
+    faces_at = []
+    for frame in frames:
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
+        )
+        if "faces" in analysis.checks_run:
+            faces_at.append(frame.t)
+        assert analysis.faces == 1 and analysis.identity is not None and analysis.identity.match
+    assert faces_at[0] == 0.0
+    assert all(b - a <= 10.0 for a, b in zip(faces_at, faces_at[1:] + [24.0]))
+
+
+def test_a_changed_threshold_applies_to_carried_results(obama_ref):
+    frames = list(scripted_stream(PHOTOS, seed=4, episodes=(), duration=6))
+    state = None
+    results = []
+    for i, frame in enumerate(frames):
+        config = CONFIG if i == 0 else CheckConfig(identity_threshold=0.05)
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg), references=[obama_ref], config=config, state=state, now=frame.t
+        )
+        results.append(analysis)
+    assert results[0].identity.match
+    assert "identity" not in results[-1].checks_run
+    assert not results[-1].identity.match and results[-1].identity.threshold == 0.05
