@@ -48,12 +48,14 @@ SEVERITY = {
     "duplicate_session": "high",
 }
 
-# Seconds a condition must last before it becomes an event.
+# Seconds a condition must last before it becomes an event. At the default
+# 2 s interval, 3 s means two consecutive frames: one misdetection alone never
+# raises an event, and anything lasting 4 s does.
 MIN_SECONDS = {
     "no_face": 3.0,
-    "multiple_faces": 2.0,
-    "identity_mismatch": 2.0,
-    "prohibited_object": 2.0,
+    "multiple_faces": 3.0,
+    "identity_mismatch": 3.0,
+    "prohibited_object": 3.0,
     "camera_blocked": 3.0,
 }
 

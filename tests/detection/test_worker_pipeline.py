@@ -1,0 +1,126 @@
+"""The frame pipeline on a real Celery worker, real Redis and real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+
+from detection import dispatch, pipeline
+from detection.queue import frame_queue
+from exams import live
+from exams.models import Event, ExamSession
+from tests.detection.detection_photos import jpeg, side_by_side, photo, webcam_photo
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def _with_sensor_noise(image: np.ndarray, seed: int) -> np.ndarray:
+    """A real webcam never repeats a frame exactly; identical frames mean a frozen feed."""
+    noise = np.random.default_rng(seed).normal(0, 2.0, image.shape).round()
+    return np.clip(image.astype(np.int16) + noise.astype(np.int16), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def two_faces() -> np.ndarray:
+    return side_by_side(photo("obama.jpg"), photo("biden.jpg"), height=480)
+
+
+@pytest.fixture
+def two_faces_jpeg(two_faces) -> bytes:
+    return jpeg(two_faces)
+
+
+def _wait_for(predicate, timeout: float = 60.0, step: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def test_it_turns_a_persisting_second_face_into_one_live_event(celery_worker_process, live_session, two_faces):
+    exam = live_session.exam
+    exam.frame_interval = 0.5
+    exam.save()
+    layer = get_channel_layer()
+    listener = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(live.exam_group(exam.code), listener)
+    session_id = str(live_session.public_id)
+
+    for seq in range(1, 10):  # ~4.5 s of a second person in view
+        last_jpeg = jpeg(_with_sensor_noise(two_faces, seq))
+        dispatch.submit(dispatch.FRAME, session_id=session_id, seq=seq, data=last_jpeg)
+        time.sleep(0.5)
+
+    events = _wait_for(lambda: list(Event.objects.filter(session=live_session, type="multiple_faces")))
+    _wait_for(lambda: ExamSession.objects.get(pk=live_session.pk).last_frame_seq == 9)
+    events = list(Event.objects.filter(session=live_session, type="multiple_faces"))
+    assert len(events) == 1, "a persisting condition is one event whose end moves forward"
+    event = events[0]
+    assert event.ended_at > event.started_at
+    assert event.details["faces"] == 2 and event.severity == "high"
+    assert event.evidence and event.evidence.size > 1000
+    session = ExamSession.objects.get(pk=live_session.pk)
+    assert 1 <= session.frames_analysed <= 9  # latest-wins: a slow worker skips stale frames
+    assert session.last_faces == 2
+    assert cache.get(dispatch.thumbnail_key(session_id)) == last_jpeg
+
+    pushed = []
+    while True:
+        try:
+            pushed.append(async_to_sync(layer.receive)(listener))
+        except Exception:
+            break
+        if any(m["payload"].get("type") == "event" for m in pushed):
+            break
+    alert = next(m["payload"]["event"] for m in pushed if m["payload"].get("type") == "event")
+    assert alert["type"] == "multiple_faces" and alert["candidate"] == "Barack Obama"
+
+
+def test_it_lets_the_candidate_pass_identity_verification(celery_worker_process, candidate):
+    from tests.conftest import advance
+
+    session = candidate.session
+    advance(session, "consented")
+    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama2.jpg")))
+    session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
+    assert session.verification_status == "matched"
+    assert session.verification_distance < 0.5
+
+
+def test_it_refuses_a_stranger_twice_then_flags_for_a_human(celery_worker_process, candidate):
+    from tests.conftest import advance
+
+    session = candidate.session
+    advance(session, "consented")
+    biden = jpeg(webcam_photo("biden.jpg"))
+    for attempt in (1, 2):
+        dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=attempt, data=biden)
+        _wait_for(lambda: ExamSession.objects.get(pk=session.pk).verification_attempts == attempt)
+        refused = ExamSession.objects.get(pk=session.pk)
+        assert refused.state == "consented" and refused.verification_status == "mismatch"
+        assert "did not match" in refused.verification_message
+    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=3, data=biden)
+    flagged = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
+    assert flagged.verification_status == "mismatch_flagged"
+    event = Event.objects.get(session=session, type="identity_mismatch")
+    assert event.details["stage"] == "verification" and event.details["distance"] > event.details["threshold"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_ignores_a_duplicate_delivery_and_a_replayed_frame(live_session, two_faces_jpeg):
+    """Run in-process: the task body is idempotent whoever runs it."""
+    session_id = str(live_session.public_id)
+    dispatch.frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
+    assert pipeline.analyse_next_frame(session_id).startswith("analysed")
+    assert pipeline.analyse_next_frame(session_id) == "no frame"  # the same task delivered twice
+    frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
+    assert pipeline.analyse_next_frame(session_id) == "already analysed"
+    assert ExamSession.objects.get(pk=live_session.pk).frames_analysed == 1
