@@ -1,0 +1,56 @@
+"""The candidate's pages over HTTP, identified by the token alone."""
+
+import pytest
+from django.test import Client
+
+from exams.models import AuditEntry
+from tests.conftest import advance
+
+
+@pytest.mark.django_db
+def test_it_asks_for_consent_and_stores_it_with_the_policy_version(candidate, settings):
+    client = Client()
+    page = client.get(f"/take/{candidate.token}/")
+    text = page.content.decode()
+    for must in ("What is recorded", "Who sees it", "How long it is kept", f"{candidate.exam.retention_days} days"):
+        assert must in text
+    refused = client.post(f"/take/{candidate.token}/", {})
+    assert refused.status_code == 400 and b"Tick the box" in refused.content
+    done = client.post(f"/take/{candidate.token}/", {"agree": "yes"})
+    assert done.status_code == 302 and done["Location"].endswith("/verify/")
+    session = candidate.session
+    session.refresh_from_db()
+    assert session.state == "consented" and session.consent_version == settings.CONSENT_POLICY_VERSION
+    assert session.consented_at is not None
+    assert AuditEntry.objects.filter(action="consent", session=session).exists()
+    # A second consent changes nothing and moves the candidate on.
+    assert client.post(f"/take/{candidate.token}/", {"agree": "yes"})["Location"].endswith("/verify/")
+
+
+@pytest.mark.django_db
+def test_it_validates_the_verification_photo(candidate):
+    advance(candidate.session, "consented")
+    client = Client(enforce_csrf_checks=False)
+    url = f"/take/{candidate.token}/verify/photo"
+    assert client.post(url, b"", content_type="image/jpeg").status_code == 400
+    assert client.post(url, b"GIF89a....", content_type="image/gif").status_code == 415
+    assert client.post(url, b"\xff\xd8\xff" + b"0" * (600 * 1024), content_type="image/jpeg").status_code == 413
+    status = client.get(f"/take/{candidate.token}/verify/status").json()
+    assert status["state"] == "consented" and status["attempts"] == 0
+
+
+@pytest.mark.django_db
+def test_it_starts_the_exam_and_finishes_it(candidate):
+    session = candidate.session
+    advance(session, "consented", "verified")
+    client = Client()
+    page = client.get(f"/take/{candidate.token}/exam/")
+    assert b"You are being proctored" in page.content
+    session.refresh_from_db()
+    assert session.state == "in_progress"
+    assert client.post(f"/take/{candidate.token}/finish")["Location"].endswith("/done/")
+    session.refresh_from_db()
+    assert session.state == "submitted"
+    # The link now only shows the end page; the exam cannot be reopened.
+    assert client.get(f"/take/{candidate.token}/exam/")["Location"].endswith("/done/")
+    assert b"You have finished" in client.get(f"/take/{candidate.token}/done/").content

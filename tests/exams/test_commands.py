@@ -1,0 +1,133 @@
+"""The command-line contracts automation depends on."""
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from exams.models import AuditEntry, Candidate, Event, Exam
+from tests.conftest import PHOTOS, advance
+
+
+def _run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_it_creates_staff_with_a_role():
+    assert "created proctor alice" in _run("create_staff", "--username", "alice", "--password", "long-enough-1", "--role", "proctor")
+    from django.contrib.auth import get_user_model
+
+    alice = get_user_model().objects.get(username="alice")
+    assert alice.groups.filter(name="Proctor").exists() and alice.check_password("long-enough-1")
+    with pytest.raises(CommandError, match="at least 8"):
+        _run("create_staff", "--username", "bob", "--password", "short", "--role", "reviewer")
+
+
+@pytest.mark.django_db
+def test_it_creates_an_exam_and_prints_its_code_as_json(proctor):
+    data = json.loads(_run("create_exam", "--title", "Physics", "--proctor", "proctor", "--json"))
+    exam = Exam.objects.get(code=data["exam"])
+    assert exam.title == "Physics" and list(exam.proctors.all()) == [proctor]
+    with pytest.raises(CommandError, match="unknown proctor"):
+        _run("create_exam", "--title", "Chemistry", "--proctor", "nobody", "--json")
+
+
+@pytest.fixture
+def roster(tmp_path):
+    for name in ("obama.jpg", "biden.jpg", "astronaut.png"):
+        shutil.copy(PHOTOS / name, tmp_path / name)
+    (tmp_path / "two.jpg").write_bytes(_two_faces_jpeg())
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    path = tmp_path / "roster.csv"
+    rows = [
+        ("Barack Obama", "barack@example.org", "obama.jpg"),
+        ("Joe Biden", "JOE@example.org", "biden.jpg"),
+        ("Two People", "two@example.org", "two.jpg"),
+        ("Empty Wall", "wall@example.org", "broken.jpg"),
+        ("No Photo", "nophoto@example.org", ""),
+        ("Missing File", "missing@example.org", "nope.jpg"),
+        ("Bad Email", "not-an-email", "obama.jpg"),
+    ]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["name", "email", "photo"])
+        writer.writerows(rows)
+    return path
+
+
+def _two_faces_jpeg() -> bytes:
+    from tests.detection.detection_photos import jpeg, photo, side_by_side
+
+    return jpeg(side_by_side(photo("obama.jpg"), photo("biden.jpg")))
+
+
+@pytest.mark.django_db
+def test_it_imports_good_rows_and_explains_bad_ones(exam, roster):
+    rows = json.loads(_run("import_roster", str(exam.code), str(roster), "--json"))
+    by_email = {r["email"]: r for r in rows}
+    assert set(rows[0]) == {"name", "email", "link", "error"}
+    for ok in ("barack@example.org", "joe@example.org", "nophoto@example.org"):
+        assert by_email[ok]["error"] == "" and by_email[ok]["link"].startswith("/take/"), ok
+    assert "2 faces" in by_email["two@example.org"]["error"]
+    assert by_email["wall@example.org"]["error"] and by_email["wall@example.org"]["link"] == ""
+    assert "cannot read photo" in by_email["missing@example.org"]["error"]
+    assert "not a valid email" in by_email["not-an-email"]["error"]
+    assert Candidate.objects.filter(exam=exam).count() == 3
+    assert len(Candidate.objects.get(email="barack@example.org").reference_encodings[0]) == 128
+    assert Candidate.objects.get(email="nophoto@example.org").reference_encodings == []
+    # Importing again changes nothing and reports the same links.
+    again = json.loads(_run("import_roster", str(exam.code), str(roster), "--json"))
+    assert {r["email"]: r["link"] for r in again if not r["error"]} == {
+        r["email"]: r["link"] for r in rows if not r["error"]
+    }
+    assert Candidate.objects.filter(exam=exam).count() == 3
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_roster_without_the_columns(exam, tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text("full_name,mail\nA,a@example.org\n")
+    with pytest.raises(CommandError, match="lacks column"):
+        _run("import_roster", str(exam.code), str(path))
+    with pytest.raises(CommandError, match="no exam"):
+        _run("import_roster", "not-a-code", str(path))
+
+
+@pytest.mark.django_db
+def test_it_exports_every_session_with_its_events(live_session, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    event = Event.objects.create(
+        session=live_session, type="multiple_faces", key="multiple_faces", severity="high",
+        started_at=timezone.now(), ended_at=timezone.now(), confidence=0.9, is_open=False,
+    )
+    event.evidence.save("frame.jpg", ContentFile(b"\xff\xd8\xff"))
+    report = json.loads(_run("export_report", str(live_session.exam.code), "--format", "json"))
+    session = report["sessions"][0]
+    assert session["candidate"] == "Barack Obama" and session["state"] == "in_progress"
+    assert session["events"][0]["type"] == "multiple_faces" and session["events"][0]["evidence"]
+    assert {"started_at", "ended_at", "confidence", "severity"} <= set(session["events"][0])
+
+    out = tmp_path / "report.csv"
+    call_command("export_report", str(live_session.exam.code), "--format", "csv", "--output", str(out), stderr=io.StringIO())
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["event_type"] == "multiple_faces" and rows[0]["candidate"] == "Barack Obama"
+    assert AuditEntry.objects.filter(action="report_export").count() == 2
+
+
+@pytest.mark.django_db
+def test_it_seeds_a_demo_that_can_run_twice(settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-password-1")
+    first = _run("seed_demo")
+    second = _run("seed_demo")
+    assert "proctor / demo-password-1" in first
+    assert Exam.objects.filter(title="Demo exam").count() == 1
+    assert first.count("/take/") == second.count("/take/") == 3
