@@ -124,3 +124,19 @@ def test_it_ignores_a_duplicate_delivery_and_a_replayed_frame(live_session, two_
     frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
     assert pipeline.analyse_next_frame(session_id) == "already analysed"
     assert ExamSession.objects.get(pk=live_session.pk).frames_analysed == 1
+
+
+def test_it_captures_an_unverified_reference_when_the_roster_had_no_photo(celery_worker_process, exam):
+    from exams.models import AuditEntry
+    from tests.conftest import _candidate, advance
+
+    newcomer = _candidate(exam, "No Photo", "nophoto@example.org")
+    session = newcomer.session
+    advance(session, "consented")
+    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama.jpg")))
+    session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
+    newcomer.refresh_from_db()
+    assert session.verification_status == "captured_reference"
+    assert newcomer.reference_unverified and len(newcomer.reference_encodings[0]) == 128
+    assert newcomer.reference_photo
+    assert AuditEntry.objects.filter(action="reference_captured", session=session).exists()

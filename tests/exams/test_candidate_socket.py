@@ -134,3 +134,32 @@ async def test_it_ends_the_exam_when_the_proctor_does(live_session, proctor):
     assert (await communicator.receive_output(timeout=5))["type"] == "websocket.close"
     await communicator.disconnect()
     assert await AuditEntry.objects.filter(action="proctor_end", actor=proctor).aexists()
+
+
+def _stale(session):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ExamSession.objects.filter(pk=session.pk).update(
+        connection_channel="specific.gone!", last_seen_at=timezone.now() - timedelta(minutes=5)
+    )
+
+
+def test_it_marks_a_connection_that_vanished_without_closing(live_session):
+    from exams import services
+
+    _stale(live_session)
+    assert services.connections_mark_stale() == 1
+    lost = Event.objects.get(session=live_session, type="connection_lost")
+    assert lost.is_open
+    assert services.connections_mark_stale() == 0  # idempotent
+
+
+async def test_it_lets_the_candidate_back_in_after_a_vanished_connection(live_session):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_stale)(live_session)
+    communicator, status = await _connect(live_session.candidate.token)
+    assert status["type"] == "status", "a dead connection must not lock the candidate out"
+    await communicator.disconnect()
