@@ -1,6 +1,6 @@
-"""``python -m detection``: analyse images from the command line.
+"""``python -m detection``: analyse, bench, evaluate, make-evalset.
 
-Output is one JSON object per line on stdout; logs go to stderr.
+Results go to stdout (JSON with --json); logs go to stderr.
 """
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("detection.cli")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PHOTOS = REPO / "tests" / "data" / "photos"
 
 
 def _read(path: str) -> bytes:
@@ -70,6 +74,159 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     return status
 
 
+def pin_to_one_core() -> str:
+    """Run on one CPU and one thread, so figures are per core."""
+    import os
+
+    import cv2
+
+    cv2.setNumThreads(1)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if hasattr(os, "sched_setaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"cpu {cpu}"
+    return "not pinned (no sched_setaffinity)"
+
+
+def _median_ms(fn: Any, repeat: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return round(times[len(times) // 2], 2)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    pinned = pin_to_one_core()
+    import platform
+
+    import cv2
+    import numpy as np
+
+    from detection.core import CheckConfig, analyse_frame, analyse_stream, decode_image, encode_reference
+    from detection.core.analyse import scene_change, scene_signature
+    from detection.core.camera import camera_state, gray_thumbnail
+    from detection.core.faces import detect_faces, encode_face
+    from detection.core.objects import object_detector
+    from detection.core.pose import head_pose
+    from detection.core.replay import DURATION, scenes, scripted_stream
+
+    photos = Path(args.photos)
+    start = time.perf_counter()
+    reference = encode_reference(decode_image((photos / "obama.jpg").read_bytes()))
+    load_ms = (time.perf_counter() - start) * 1000
+    object_detector()
+    frame = scenes(photos)["still"]
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    data = jpeg.tobytes()
+    face = detect_faces(frame)[0]
+    half = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    thumb = gray_thumbnail(frame)
+    sig = scene_signature(thumb)
+    repeat = args.repeat
+    stages = {
+        "jpeg_decode_640x480": _median_ms(lambda: decode_image(data), repeat * 4),
+        "camera_checks": _median_ms(lambda: camera_state(frame), repeat * 4),
+        "scene_change": _median_ms(lambda: scene_change(sig, sig), repeat * 4),
+        "hog_640_upsample0": _median_ms(lambda: detect_faces(frame, upsample=0), repeat),
+        "hog_640_upsample1": _median_ms(lambda: detect_faces(frame, upsample=1), max(3, repeat // 3)),
+        "hog_320_upsample0": _median_ms(lambda: detect_faces(half, max_side=320, upsample=0), repeat),
+        "encoding": _median_ms(lambda: encode_face(frame, face.box), repeat),
+        "landmarks_pose": _median_ms(lambda: head_pose(frame, face.box), repeat),
+        "objects_ssd": _median_ms(lambda: object_detector().detect(frame), repeat),
+    }
+    config = CheckConfig()
+    frames = list(scripted_stream(photos, seed=0, duration=args.duration))
+
+    def replay(mode: str) -> tuple[float, Counter[str]]:
+        state = None
+        ran: Counter[str] = Counter()
+        start = time.perf_counter()
+        for item in frames:
+            image = decode_image(item.jpeg)
+            if mode == "stream":
+                analysis, state = analyse_stream(image, references=[reference], config=config, state=state, now=item.t)
+            else:
+                analysis = analyse_frame(image, references=[reference], config=config)
+            ran.update(analysis.checks_run)
+        return (time.perf_counter() - start) * 1000 / len(frames), ran
+
+    stream_ms, ran = replay("stream")
+    full_ms, _ = replay("full") if args.full else (None, None)
+    result = {
+        "pinned": pinned,
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "model_load_and_first_reference_ms": round(load_ms, 1),
+        "stages_ms": stages,
+        "stream": {
+            "frames": len(frames),
+            "seconds": args.duration,
+            "interval_s": 2.0,
+            "script": "detection/core/replay.py EPISODES" if args.duration == DURATION else "EPISODES, truncated",
+            "amortised_ms_per_frame": round(stream_ms, 2),
+            "frames_per_s_per_core": round(1000 / stream_ms, 1),
+            "streams_per_core_at_0.5_fps": round(1000 / stream_ms / 0.5, 1),
+            "checks_run": {k: ran[k] for k in sorted(ran)},
+            "every_check_every_frame_ms": None if full_ms is None else round(full_ms, 2),
+        },
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_make_evalset(args: argparse.Namespace) -> int:
+    from detection.core.evalset import make_evalset
+
+    count = make_evalset(Path(args.photos), Path(args.outdir))
+    logger.info("wrote %d images and labels.csv to %s", count, args.outdir)
+    return 0
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = ["| check | tp | fp | fn | precision | recall |", "|---|---|---|---|---|---|"]
+    for name, row in report["checks"].items():
+        lines.append(f"| {name} | {row['tp']} | {row['fp']} | {row['fn']} | {row['precision']} | {row['recall']} |")
+    lines += ["", "| faces truth->found | images |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["face_count_confusion"].items()]
+    ident = report["identity"]
+    lines += [
+        "",
+        f"identity: {ident['genuine_pairs']} genuine and {ident['impostor_pairs']} impostor pairs; "
+        f"largest genuine distance {ident['genuine_distance_max']}, smallest impostor distance "
+        f"{ident['impostor_distance_min']}; {ident['faces_not_found_for_identity']} images without a found face",
+        "",
+        "| threshold | FAR | FRR |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r['threshold']} | {r['far']} | {r['frr']} |" for r in ident["sweep"]]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    pin_to_one_core()
+    from detection.core.evalset import evaluate
+
+    directory = Path(args.dir)
+    if not (directory / "labels.csv").is_file():
+        logger.error("%s has no labels.csv (make one with: python -m detection make-evalset DIR)", directory)
+        return 2
+    report = evaluate(directory)
+    if args.json:
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        sys.stdout.write(_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detection", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--threshold", type=float, help="identity threshold (default: CheckConfig's)")
     analyse.add_argument("--json", action="store_true", help="one compact JSON object per line")
     analyse.set_defaults(func=cmd_analyse)
+
+    bench = sub.add_parser("bench", help="per-stage cost and the amortised cost of a replayed stream, on one core")
+    bench.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="the committed test photos")
+    bench.add_argument("--repeat", type=int, default=15, help="timed runs per stage (median reported)")
+    bench.add_argument("--duration", type=float, default=600.0, help="seconds of stream to replay (2 s per frame)")
+    bench.add_argument("--full", action="store_true", help="also replay with every check on every frame")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+
+    evaluate = sub.add_parser("evaluate", help="precision/recall, face-count confusion, identity FAR/FRR sweep")
+    evaluate.add_argument("dir", metavar="DIR", help="images + labels.csv + references/ (see make-evalset)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    make = sub.add_parser("make-evalset", help="generate the evaluation set from the test photos")
+    make.add_argument("outdir", metavar="OUTDIR")
+    make.add_argument("--photos", default=str(DEFAULT_PHOTOS))
+    make.set_defaults(func=cmd_make_evalset)
     return parser
 
 

@@ -58,8 +58,8 @@ MAX_FACES_ENCODED = 3
 FACE_CHECKS = ("faces", "identity", "head_pose")
 
 # Cascade settings (seconds, grey levels, cells); see the module docstring.
-FACES_MAX_AGE = 10.0
-OBJECTS_MAX_AGE = 10.0
+FACES_MAX_AGE = 30.0
+OBJECTS_MAX_AGE = 30.0
 IDENTITY_MAX_AGE = 30.0
 SIG_SIZE = (32, 24)  # one cell is 20x20 px of a 640x480 frame
 CELL_CHANGE = 20.0  # grey levels, after a 3x3 blur and a best-fit shift of the cell grid

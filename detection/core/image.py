@@ -176,9 +176,10 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         return np.clip(image, 0, 255).astype(np.uint8)
     if np.issubdtype(dtype, np.floating):
-        values = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        values = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
         peak = float(values.max()) if values.size else 0.0
+        values = np.clip(values, 0.0, 1.0 if peak <= 1.0 else 255.0).astype(np.float32)
         if peak <= 1.0:
-            values = values * 255.0
-        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+            values *= 255.0
+        return np.rint(values).astype(np.uint8)
     raise InvalidImage(f"unsupported pixel type {dtype}")

@@ -89,7 +89,7 @@ def scenes(photos: Path) -> dict[str, np.ndarray]:
     half = (FRAME_SIZE[0] // 2, FRAME_SIZE[1])
     pair = np.hstack([_frame(obama, 0.25, half), _frame(_read(photos, "biden.jpg"), 0.17, half)])
     # The curtains and flag left of the portrait: a room with nobody in it.
-    room = cv2.resize(obama[0:400, 0:360], FRAME_SIZE, interpolation=cv2.INTER_AREA)
+    room = cv2.resize(obama[0:400, 0:320], FRAME_SIZE, interpolation=cv2.INTER_AREA)
     away = _frame(_read(photos, "obama_partial_face2.jpg"), 0.23)
     phone = candidate.copy()
     cv2.rectangle(phone, (470, 260), (530, 380), (20, 20, 25), -1)  # a dark slab held up at the side
