@@ -56,10 +56,10 @@ function addAlert(event) {
   pill.textContent = event.type;
   const link = document.createElement("a");
   link.href = `/proctor/sessions/${event.session}/`;
-  link.textContent = ` ${event.candidate}`;
+  link.textContent = event.candidate;
   const when = document.createElement("span");
   when.className = "muted";
-  when.textContent = ` ${time}${event.open ? " (ongoing)" : ""}`;
+  when.textContent = `${time}${event.open ? " (ongoing)" : ""}`;
   li.append(pill, link, when);
 }
 

@@ -68,7 +68,10 @@ document.addEventListener("fullscreenchange", () => {
   else send({ type: "signal", name: "fullscreen_exit", active: false });
 });
 for (const kind of ["copy", "paste", "cut"]) document.addEventListener(kind, () => send({ type: "signal", name: "copy_paste", active: true }));
-document.getElementById("finish-form").addEventListener("submit", () => { finished = true; if (socket) socket.close(); });
+// Stop streaming but keep the socket open: the page unloads (and closes it) only
+// after the server has recorded the submission, so finishing is never
+// mistaken for a lost connection.
+document.getElementById("finish-form").addEventListener("submit", () => { finished = true; });
 
 startCamera(video)
   .then(() => {

@@ -1,0 +1,187 @@
+"""End-to-end fixtures: the real ASGI server (daphne), the real Celery worker
+(``celery_worker_process`` from tests/conftest.py) and Debian's Chromium with a
+fake webcam that plays a clip made from the test photos.
+
+Playwright's sync API keeps an asyncio loop registered as running in the test
+thread, so Django's async-safety check would refuse the test's own ORM calls
+while a browser is open. ``browsers`` therefore starts Playwright lazily, after
+every fixture (and every child process) is set up, and only then allows sync
+ORM calls in this process. The server and the worker never get that switch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHROMIUM, service_env
+from tests.e2e.fake_webcam import write_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "correct-horse-1"  # the named actors' password in tests/conftest.py
+LAPTOP = {"width": 1280, "height": 720}
+PHONE = {"width": 390, "height": 844}
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _failed(request) -> bool:
+    reports = (getattr(request.node, f"rep_{when}", None) for when in ("setup", "call"))
+    return any(report is not None and report.failed for report in reports)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_url(transactional_db, tmp_path, request) -> Iterator[str]:
+    """``http://127.0.0.1:<port>``: daphne serving proctor.asgi against the test database."""
+    port = _free_port()
+    log = tmp_path / "daphne.log"
+    env = service_env(ALLOWED_HOSTS="127.0.0.1,localhost")
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proctor.asgi:application"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"daphne exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            pytest.fail(f"daphne did not answer on {url}:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if _failed(request):
+        print(f"\n---- daphne log ----\n{log.read_text()[-6000:]}")
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Fake webcam clips. Chromium restarts the file each time a page opens the camera.
+
+    ``joined``: the candidate alone for 5 s, then a second person beside them
+    for 10 s, in a loop.
+    """
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "alone": write_clip(folder / "alone.y4m", (7.4, ("obama.jpg",))),
+        "joined": write_clip(folder / "joined.y4m", (5, ("obama.jpg",)), (10.2, ("obama.jpg", "biden.jpg"))),
+    }
+
+
+@dataclass
+class Browsers:
+    """Chromium processes, one per fake camera clip, and the pages' JS errors."""
+
+    base_url: str
+    monkeypatch: pytest.MonkeyPatch
+    errors: list[str] = field(default_factory=list)
+    _playwright: object = None
+    _browsers: list = field(default_factory=list)
+
+    def launch(self, clip: Path):
+        if self._playwright is None:
+            from playwright.sync_api import sync_playwright
+
+            self.monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+            self._playwright = sync_playwright().start()
+        browser = self._playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"],
+        )
+        self._browsers.append(browser)
+        return browser
+
+    def context(self, browser, viewport: dict | None = None):
+        """A fresh browser context (cookies of its own) that records console errors and uncaught exceptions."""
+        context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP)
+        context.set_default_timeout(15_000)
+        context.on("console", self._console)
+        context.on("weberror", lambda err: self.errors.append(f"pageerror: {err.error}"))
+        return context
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+    def login(self, browser, username: str, viewport: dict | None = None):
+        context = self.context(browser, viewport)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        return page
+
+    def close(self) -> None:
+        for browser in self._browsers:
+            browser.close()
+        if self._playwright is not None:
+            from django.db import connections
+
+            # While Playwright runs, Django hands this thread a connection of its
+            # own (its asgiref Local sees another context). Close it here, or it
+            # outlives the test and blocks dropping the test database.
+            connections.close_all()
+            self._playwright.stop()
+
+
+@pytest.fixture
+def browsers(server_url, transactional_db, monkeypatch) -> Iterator[Browsers]:
+    """Start Chromium with ``browsers.launch(clip)``; it is closed before the database is flushed."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    pool = Browsers(base_url=server_url, monkeypatch=monkeypatch)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
