@@ -107,7 +107,7 @@ class ExamSession(models.Model):
         INVITED = "invited"
         CONSENTED = "consented"
         VERIFIED = "verified"
-        IN_PROGRESS = "in_progress"
+        IN_PROGRESS = "in_progress", "In progress"
         SUBMITTED = "submitted"
         TERMINATED = "terminated"
         CLEARED = "cleared"

@@ -136,6 +136,10 @@ def conditions_from(analysis: FrameAnalysis, config: CheckConfig) -> list[Condit
         for obj in analysis.objects:
             if obj.label in config.prohibited_labels and obj.score >= config.object_min_score:
                 best[obj.label] = max(best.get(obj.label, 0.0), obj.score)
+        if analysis.faces > 1:
+            # The second person's face already raised multiple_faces; a "person"
+            # object is for someone whose face is not in view.
+            best.pop("person", None)
         for label, score in sorted(best.items()):
             found.append(
                 Condition("prohibited_object", f"prohibited_object:{label}", round(score, 3), {"label": label})
@@ -163,8 +167,8 @@ def debounce(
     the last one seen are ignored, which makes a redelivered frame harmless.
     """
     state = state or {}
-    last = float(state.get("last", 0.0))
-    if now <= last:
+    last = state.get("last")
+    if last is not None and now <= float(last):
         return [], state
     pending: dict[str, list[Any]] = {k: list(v) for k, v in state.get("pending", {}).items()}
     opened: dict[str, list[Any]] = {k: list(v) for k, v in state.get("open", {}).items()}

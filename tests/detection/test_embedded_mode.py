@@ -15,7 +15,8 @@ from detection import queue
 from exams import live
 from tests.detection.detection_photos import jpeg, photo, side_by_side
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# PostgreSQL: the thread pool writes while the test reads; in-memory SQLite locks.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.services]
 
 
 @pytest.fixture
