@@ -1,4 +1,4 @@
-"""The session report in machine-readable form, shared by the export command and view."""
+"""The session report as JSON, CSV or PDF, shared by the export command and view."""
 
 from __future__ import annotations
 
@@ -80,3 +80,19 @@ def report_csv(exam: Exam) -> str:
                         e["review_status"], e["evidence"] or ""]
             )
     return out.getvalue()
+
+
+FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
+
+
+def report_render(exam: Exam, fmt: str) -> bytes:
+    """The report in one of FORMATS, as bytes ready to write or send."""
+    if fmt == "json":
+        return report_json(exam).encode("utf-8")
+    if fmt == "csv":
+        return report_csv(exam).encode("utf-8")
+    if fmt == "pdf":
+        from exams.report_pdf import report_pdf  # reportlab loads only when a PDF is asked for
+
+        return report_pdf(exam)
+    raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")

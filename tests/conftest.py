@@ -79,6 +79,20 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each async test runs on its own event loop, but channels caches one layer
+    per process. channels-redis keeps asyncio locks per channel inside it, and a
+    lock made on an earlier test's loop fails with "bound to a different event
+    loop" (it did, intermittently, in test_access). In production daphne has one
+    loop for its lifetime, so only tests need this."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 # ---------------------------------------------------------------- photos
 
 

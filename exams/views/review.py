@@ -105,12 +105,9 @@ def evidence(request: HttpRequest, public_id) -> HttpResponse:
 @login_required
 def review_export(request: HttpRequest, code, fmt: str) -> HttpResponse:
     exam = get_exam_for_reviewer(request.user, code)
-    if fmt not in ("csv", "json"):
-        raise Http404("reports export as csv or json")
+    if fmt not in reports.FORMATS:
+        raise Http404("reports export as csv, json or pdf")
     services.audit_record(action="report_export", actor=request.user, exam=exam, details={"format": fmt})
-    if fmt == "csv":
-        response = HttpResponse(reports.report_csv(exam), content_type="text/csv; charset=utf-8")
-    else:
-        response = HttpResponse(reports.report_json(exam), content_type="application/json")
+    response = HttpResponse(reports.report_render(exam, fmt), content_type=reports.FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="report-{exam.code}.{fmt}"'
     return response

@@ -1,0 +1,182 @@
+"""The exam report as a printable PDF: one section per session with its explained
+risk score, the event timeline and the evidence frames that retention still holds.
+
+Built from the same rows as the JSON and CSV exports (exams.reports.exam_report)
+plus the live risk lines, so every format tells the same story.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from xml.sax.saxutils import escape
+
+from django.utils import timezone
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import (
+    Image,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from exams.models import Event, Exam, ExamSession
+from exams.risk import risk_of
+
+# Evidence frames printed per session; the rest are listed in the timeline only,
+# so that a session with hundreds of events still prints in seconds.
+EVIDENCE_PER_SESSION = 6
+_EVIDENCE_BOX = (55 * mm, 45 * mm)  # each frame is scaled to fit, keeping its shape
+_EVIDENCE_COLUMNS = 3
+
+_SEVERITY_COLOUR = {"high": colors.HexColor("#c62828"), "medium": colors.HexColor("#b26a00"),
+                    "low": colors.HexColor("#546e7a")}
+
+
+def _when(value: datetime | None) -> str:
+    if not value:
+        return "—"
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _p(text: str, style) -> Paragraph:
+    return Paragraph(escape(text), style)
+
+
+def _evidence_image(event: Event) -> Image | None:
+    """The event's evidence JPEG scaled to the column, or None once purged or missing."""
+    if not event.evidence:
+        return None
+    try:
+        with event.evidence.open("rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, OSError):
+        return None
+    try:
+        width, height = ImageReader(io.BytesIO(data)).getSize()
+    except Exception:  # a damaged evidence file must not stop the whole report
+        return None
+    if not width or not height:
+        return None
+    scale = min(_EVIDENCE_BOX[0] / width, _EVIDENCE_BOX[1] / height)
+    return Image(io.BytesIO(data), width=width * scale, height=height * scale, hAlign="LEFT")
+
+
+def _session_story(session: ExamSession, events: list[Event], styles) -> list:
+    body, small = styles["BodyText"], styles["small"]
+    risk = risk_of(events)
+    candidate = session.candidate
+    story: list = [
+        _p(candidate.name, styles["Heading2"]),
+        _p(f"{candidate.email} · {session.get_state_display()}"
+           + (" · reference captured at the exam, not verified against a roster photo"
+              if candidate.reference_unverified else ""), body),
+    ]
+    identity = session.verification_status or "—"
+    if session.verification_distance is not None:
+        identity += f" (distance {session.verification_distance:.3f})"
+    facts = [
+        ["Consented", _when(session.consented_at) + (f" (policy {session.consent_version})" if session.consent_version else "")],
+        ["Identity check", identity],
+        ["Started", _when(session.started_at)],
+        ["Finished", _when(session.finished_at)],
+        ["Risk score", f"{risk.score} / 100"],
+    ]
+    table = Table([[_p(k, small), _p(v, small)] for k, v in facts], colWidths=[35 * mm, 120 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+    story += [table, Spacer(1, 2 * mm)]
+    for line in risk.lines:
+        story.append(_p(f"+{line.points}  {line.reason}", small))
+    if not risk.lines:
+        story.append(_p("No flags count towards the score.", small))
+
+    story.append(Spacer(1, 3 * mm))
+    if events:
+        rows = [[_p(h, small) for h in ("Event", "Severity", "From", "To", "Confidence", "Review")]]
+        for e in events:
+            rows.append([_p(e.type, small), _p(e.severity, small), _p(_when(e.started_at), small),
+                         _p(_when(e.ended_at) + (" (open)" if e.is_open else ""), small),
+                         _p(f"{e.confidence:.2f}", small), _p(e.review_status, small)])
+        timeline = Table(rows, repeatRows=1, colWidths=[34 * mm, 18 * mm, 34 * mm, 40 * mm, 20 * mm, 20 * mm],
+                         hAlign="LEFT")
+        style = [("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f5f8")])]
+        for row, e in enumerate(events, start=1):
+            style.append(("TEXTCOLOR", (1, row), (1, row), _SEVERITY_COLOUR.get(e.severity, colors.black)))
+        timeline.setStyle(TableStyle(style))
+        story.append(timeline)
+    else:
+        story.append(_p("No events were recorded.", body))
+
+    shown = 0
+    frames = []
+    for e in events:
+        if shown >= EVIDENCE_PER_SESSION:
+            break
+        image = _evidence_image(e)
+        if image is None:
+            continue
+        shown += 1
+        frames.append([image, _p(f"{e.type} at {_when(e.started_at)}", small)])
+    with_evidence = sum(1 for e in events if e.evidence)
+    if frames:
+        story += [Spacer(1, 3 * mm), _p("Evidence frames", styles["Heading4"])]
+        n = _EVIDENCE_COLUMNS
+        grid = [[list(cell) for cell in frames[i:i + n]] + [""] * (n - len(frames[i:i + n]))
+                for i in range(0, len(frames), n)]
+        story.append(Table(grid, colWidths=[_EVIDENCE_BOX[0] + 5 * mm] * n, hAlign="LEFT",
+                           style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                             ("LEFTPADDING", (0, 0), (-1, -1), 0)])))
+    if with_evidence > shown:
+        story.append(_p(f"{with_evidence - shown} more evidence frame(s) are on the review page"
+                        " (or were purged after the retention period).", small))
+    return story
+
+
+def report_pdf(exam: Exam) -> bytes:
+    """Every session of the exam, in the candidate order of the other exports,
+    one session per page (a session with many events runs onto more pages)."""
+    styles = getSampleStyleSheet()
+    styles.add(styles["BodyText"].clone("small", fontSize=8, leading=10))
+    sessions = (
+        ExamSession.objects.filter(candidate__exam=exam)
+        .select_related("candidate")
+        .prefetch_related("events")
+        .order_by("candidate__name")
+    )
+    story: list = [
+        _p(exam.title, styles["Title"]),
+        _p(f"Exam {exam.code} · window {_when(exam.opens_at)} to {_when(exam.closes_at)} · "
+           f"evidence kept {exam.retention_days} days · generated {_when(timezone.now())}", styles["BodyText"]),
+        _p("Flags are findings for a human to review, not verdicts. Dismissed events count for nothing "
+           "in the risk score; a violation needs two reviewers.", styles["BodyText"]),
+        Spacer(1, 4 * mm),
+    ]
+    sessions = list(sessions)
+    if not sessions:
+        story.append(_p("This exam has no candidates yet.", styles["BodyText"]))
+    for index, session in enumerate(sessions):
+        if index:
+            story.append(PageBreak())
+        story += _session_story(session, list(session.events.all()), styles)
+
+    buffer = io.BytesIO()
+
+    def footer(canvas, doc):
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7)
+        canvas.drawString(15 * mm, 10 * mm, f"{exam.title} — confidential proctoring report")
+        canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, f"page {doc.page}")
+        canvas.restoreState()
+
+    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Report: {exam.title}", author="Open Proctor",
+                            leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=18 * mm)
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buffer.getvalue()

@@ -1,0 +1,79 @@
+"""The PDF report: what a reviewer prints or files for an appeal."""
+
+import io
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+from pypdf import PdfReader
+
+from exams.models import AuditEntry, Event
+from tests.conftest import _candidate, advance, photo_bytes
+
+
+def _pdf_text(data: bytes) -> tuple[str, int, int]:
+    """All the text, the page count and the number of embedded images."""
+    reader = PdfReader(io.BytesIO(data))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    images = sum(len(page.images) for page in reader.pages)
+    return text, len(reader.pages), images
+
+
+@pytest.fixture
+def flagged_session(candidate):
+    """Obama's finished session: a confirmed multiple_faces with a real evidence frame,
+    and a dismissed tab_hidden without one."""
+    session = candidate.session
+    advance(session, "consented", "verified", "in_progress", "submitted")
+    now = timezone.now()
+    seen = Event.objects.create(session=session, type="multiple_faces", key="multiple_faces", severity="high",
+                                started_at=now, ended_at=now, confidence=1.0, is_open=False,
+                                review_status="confirmed", details={"faces": 2})
+    seen.evidence.save("frame.jpg", ContentFile(photo_bytes("obama.jpg")))
+    Event.objects.create(session=session, type="tab_hidden", key="tab_hidden", severity="medium",
+                         started_at=now, ended_at=now, confidence=1.0, is_open=False, review_status="dismissed")
+    return session
+
+
+@pytest.mark.django_db
+def test_it_prints_each_session_with_its_score_timeline_and_evidence(flagged_session, reviewer, exam):
+    _candidate(exam, "Joe Biden", "joe@example.org")  # invited, never started: still listed
+    response = Client()
+    response.force_login(reviewer)
+    page = response.get(f"/review/exams/{exam.code}")
+    assert f"/review/exams/{exam.code}/export.pdf".encode() in page.content
+
+    pdf = response.get(f"/review/exams/{exam.code}/export.pdf")
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
+    assert f'report-{exam.code}.pdf' in pdf["Content-Disposition"]
+    text, pages, images = _pdf_text(pdf.content)
+    assert "Algebra final" in text
+    assert "Barack Obama" in text and "Joe Biden" in text
+    assert "Risk score" in text and "30 / 100" in text  # the dismissed tab_hidden adds nothing
+    assert "multiple_faces" in text and "confirmed" in text and "dismissed" in text
+    assert "No events were recorded." in text  # Biden's page
+    assert pages == 2 and images == 1
+    assert AuditEntry.objects.filter(action="report_export", actor=reviewer, details__format="pdf").exists()
+
+
+@pytest.mark.django_db
+def test_it_still_prints_once_evidence_is_purged(flagged_session, tmp_path):
+    event = flagged_session.events.get(type="multiple_faces")
+    event.evidence.delete(save=False)  # the file is gone but the row still names it, as after a crash mid-purge
+    out = tmp_path / "report.pdf"
+    call_command("export_report", str(flagged_session.exam.code), "--format", "pdf", "--output", str(out),
+                 stderr=io.StringIO())
+    text, _, images = _pdf_text(out.read_bytes())
+    assert "multiple_faces" in text and images == 0
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_pdf_on_stdout_and_unknown_formats(flagged_session, reviewer):
+    with pytest.raises(CommandError, match="--output"):
+        call_command("export_report", str(flagged_session.exam.code), "--format", "pdf", stdout=io.StringIO())
+    client = Client()
+    client.force_login(reviewer)
+    assert client.get(f"/review/exams/{flagged_session.exam.code}/export.docx").status_code == 404
+    assert not AuditEntry.objects.filter(action="report_export").exists()
