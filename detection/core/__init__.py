@@ -8,7 +8,7 @@ here imports Django, Celery or Channels.
 from .analyse import analyse_frame, analyse_stream
 from .config import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
 from .faces import encode_reference, verify_identity
-from .image import decode_image, prepare_image
+from .image import crop_to, decode_image, prepare_image
 from .types import (
     Box,
     CameraState,
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidImage",
     "analyse_frame",
     "analyse_stream",
+    "crop_to",
     "decode_image",
     "encode_reference",
     "prepare_image",

@@ -183,3 +183,20 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
             values *= 255.0
         return np.rint(values).astype(np.uint8)
     raise InvalidImage(f"unsupported pixel type {dtype}")
+
+
+def crop_to(image: np.ndarray, size: tuple[int, int], centre_y: float = 0.5) -> np.ndarray:
+    """``image`` cropped to the aspect of ``size`` (w, h) and scaled to it: a photo
+    framed like a webcam picture. A portrait keeps the band around ``centre_y``
+    (the face's height as a fraction of the image); a landscape keeps its middle."""
+    height, width = image.shape[:2]
+    target = size[0] / size[1]
+    if width / height > target:
+        new_w = round(height * target)
+        x0 = (width - new_w) // 2
+        image = image[:, x0 : x0 + new_w]
+    else:
+        new_h = round(width / target)
+        y0 = min(max(0, round(centre_y * height - new_h / 2)), height - new_h)
+        image = image[y0 : y0 + new_h]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

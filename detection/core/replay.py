@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .image import crop_to
+
 FRAME_SIZE = (640, 480)
 INTERVAL = 2.0
 
@@ -67,30 +69,16 @@ def _read(photos: Path, name: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _frame(image: np.ndarray, centre_y: float, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
-    height, width = image.shape[:2]
-    target = size[0] / size[1]
-    if width / height > target:
-        new_w = round(height * target)
-        x0 = (width - new_w) // 2
-        image = image[:, x0 : x0 + new_w]
-    else:
-        new_h = round(width / target)
-        y0 = min(max(0, round(centre_y * height - new_h / 2)), height - new_h)
-        image = image[y0 : y0 + new_h]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def scenes(photos: Path) -> dict[str, np.ndarray]:
     """The still pictures of the script, 640x480 RGB."""
     obama = _read(photos, "obama.jpg")
-    candidate = _frame(obama, 0.25)
-    biden = _frame(_read(photos, "biden.jpg"), 0.17)
+    candidate = crop_to(obama, FRAME_SIZE, 0.25)
+    biden = crop_to(_read(photos, "biden.jpg"), FRAME_SIZE, 0.17)
     half = (FRAME_SIZE[0] // 2, FRAME_SIZE[1])
-    pair = np.hstack([_frame(obama, 0.25, half), _frame(_read(photos, "biden.jpg"), 0.17, half)])
+    pair = np.hstack([crop_to(obama, half, 0.25), crop_to(_read(photos, "biden.jpg"), half, 0.17)])
     # The curtains and flag left of the portrait: a room with nobody in it.
     room = cv2.resize(obama[0:400, 0:320], FRAME_SIZE, interpolation=cv2.INTER_AREA)
-    away = _frame(_read(photos, "obama_partial_face2.jpg"), 0.23)
+    away = crop_to(_read(photos, "obama_partial_face2.jpg"), FRAME_SIZE, 0.23)
     phone = candidate.copy()
     cv2.rectangle(phone, (470, 260), (530, 380), (20, 20, 25), -1)  # a dark slab held up at the side
     return {

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detection.core import crop_to
+
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
@@ -41,24 +43,9 @@ FACE_CENTRE_Y = {
 }
 
 
-def webcam_frame(image: np.ndarray, size: tuple[int, int] = (640, 480), centre_y: float = 0.5) -> np.ndarray:
-    """Crop ``image`` to the aspect of ``size`` (w, h) around ``centre_y`` and scale it to that size."""
-    height, width = image.shape[:2]
-    target = size[0] / size[1]
-    if width / height > target:
-        new_w = round(height * target)
-        x0 = (width - new_w) // 2
-        image = image[:, x0 : x0 + new_w]
-    else:
-        new_h = round(width / target)
-        y0 = min(max(0, round(centre_y * height - new_h / 2)), height - new_h)
-        image = image[y0 : y0 + new_h]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def webcam_photo(name: str, size: tuple[int, int] = (640, 480)) -> np.ndarray:
     """A committed portrait framed like a webcam picture of someone at a desk."""
-    return webcam_frame(photo(name), size, FACE_CENTRE_Y[name])
+    return crop_to(photo(name), size, FACE_CENTRE_Y[name])
 
 
 def side_by_side(*images: np.ndarray, height: int = 480) -> np.ndarray:

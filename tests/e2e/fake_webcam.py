@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detection.core import crop_to
+
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 WIDTH, HEIGHT = 640, 480
 FPS = 5
@@ -34,18 +36,7 @@ def photo(name: str) -> np.ndarray:
 
 def framed(name: str, size: tuple[int, int]) -> np.ndarray:
     """``name`` cropped to the aspect of ``size`` (w, h) around its face and scaled to it."""
-    image = photo(name)
-    height, width = image.shape[:2]
-    target = size[0] / size[1]
-    if width / height > target:
-        new_w = round(height * target)
-        x0 = (width - new_w) // 2
-        image = image[:, x0 : x0 + new_w]
-    else:
-        new_h = round(width / target)
-        y0 = min(max(0, round(FACE_CENTRE_Y.get(name, 0.3) * height - new_h / 2)), height - new_h)
-        image = image[y0 : y0 + new_h]
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return crop_to(photo(name), size, FACE_CENTRE_Y.get(name, 0.3))
 
 
 def scene(*names: str) -> np.ndarray:
