@@ -1,6 +1,11 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
+from django.urls import path
 
+from exams import services
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
+from exams.views import roster
 
 
 @admin.register(Exam)
@@ -8,15 +13,66 @@ class ExamAdmin(admin.ModelAdmin):
     list_display = ("title", "opens_at", "closes_at", "retention_days", "purged_at")
     filter_horizontal = ("proctors",)
     readonly_fields = ("code", "purged_at")
+    # An LMS link typed without a scheme is https (Django 6's default, and every LMS's).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:exam_id>/roster/", wrap(self.roster_page), name="exams_exam_roster"),
+            path("<int:exam_id>/roster/parse", wrap(roster.roster_parse), name="exams_exam_roster_parse"),
+            path("<int:exam_id>/roster/row", wrap(roster.roster_row), name="exams_exam_roster_row"),
+            *super().get_urls(),
+        ]
+
+    def roster_page(self, request, exam_id):
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta}
+        return roster.roster_page(request, exam_id, context)
+
+
+class CandidateForm(forms.ModelForm):
+    """A reference photo uploaded here is encoded at once, with the same rule as
+    the roster import: exactly one face, or the form says why and saves nothing."""
+
+    class Meta:
+        model = Candidate
+        exclude = ("reference_encodings",)
+
+    def clean_reference_photo(self):
+        photo = self.cleaned_data.get("reference_photo")
+        self.new_encodings = None
+        if photo and "reference_photo" in self.changed_data:
+            from detection.core import DetectionError, decode_image, encode_reference
+
+            try:
+                self.new_encodings = [encode_reference(decode_image(photo.read())).tolist()]
+            except DetectionError as exc:
+                raise forms.ValidationError(f"{exc}. Upload a photo that shows the candidate's face alone.") from None
+            finally:
+                photo.seek(0)
+        return photo
 
 
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
-    list_display = ("name", "email", "exam", "reference_unverified")
+    form = CandidateForm
+    list_display = ("name", "email", "exam", "has_reference", "reference_unverified")
     list_filter = ("exam",)
     search_fields = ("name", "email", "external_id")
-    exclude = ("reference_encodings",)
     readonly_fields = ("token",)
+
+    @admin.display(boolean=True, description="face on file")
+    def has_reference(self, candidate: Candidate) -> bool:
+        return bool(candidate.reference_encodings)
+
+    def save_model(self, request, obj, form, change):
+        if getattr(form, "new_encodings", None):
+            obj.reference_encodings = form.new_encodings
+            obj.reference_unverified = False
+        elif "reference_photo" in form.changed_data and not obj.reference_photo:
+            obj.reference_encodings = []  # the photo was cleared: its face goes with it
+        super().save_model(request, obj, form, change)
+        services.session_for_candidate(obj)
 
 
 @admin.register(ExamSession)

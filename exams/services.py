@@ -8,6 +8,7 @@ caller may retry.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -89,62 +90,84 @@ class RosterRow:
         return {"name": self.name, "email": self.email, "link": self.link, "error": self.error}
 
 
+class RosterError(ValueError):
+    """One roster row cannot be imported; the message says why, for the person fixing the roster."""
+
+
+ROSTER_COLUMNS = ("name", "email", "photo")
+
+
+def roster_rows(text: str) -> list[dict[str, Any]]:
+    """Parse roster CSV text into ``{"line", "name", "email", "photo"}`` dicts, stripped.
+
+    Raises ValueError when a column is missing; row-level problems are left to
+    ``candidate_add`` so that one bad row never stops the others.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    missing = set(ROSTER_COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
+    return [
+        {"line": line, **{column: (row.get(column) or "").strip() for column in ROSTER_COLUMNS}}
+        for line, row in enumerate(reader, start=2)
+    ]
+
+
+def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b"") -> Candidate:
+    """Add one candidate with the face encoding of their roster photo (optional).
+
+    Idempotent on (exam, email): a candidate already on the exam is returned
+    unchanged. Raises RosterError for an empty name, a bad email, or a photo
+    that does not show exactly one face.
+    """
+    from detection.core import DetectionError, decode_image, encode_reference
+
+    email = email.strip().lower()
+    if not name.strip():
+        raise RosterError("name is empty")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise RosterError(f"{email!r} is not a valid email address") from None
+    existing = Candidate.objects.filter(exam=exam, email=email).first()
+    if existing is not None:
+        return existing
+    encodings: list[list[float]] = []
+    if photo_bytes:
+        try:
+            encodings = [encode_reference(decode_image(photo_bytes)).tolist()]
+        except DetectionError as exc:
+            raise RosterError(f"photo {photo_name}: {exc}") from None
+    with transaction.atomic():
+        candidate = Candidate.objects.create(exam=exam, name=name.strip(), email=email, reference_encodings=encodings)
+        if photo_bytes:
+            suffix = Path(photo_name).suffix.lower() or ".jpg"
+            candidate.reference_photo.save(f"{candidate.token[:12]}{suffix}", ContentFile(photo_bytes))
+        ExamSession.objects.create(candidate=candidate)
+    return candidate
+
+
 def roster_import(*, exam: Exam, csv_path: Path, base_url: str = "", actor_label: str = "cli") -> list[RosterRow]:
     """Import candidates from ``name,email,photo``. Bad rows get an error; good rows are imported.
 
     Photo paths are relative to the CSV file. Re-importing a row whose email is
     already on the exam updates nothing and reports its existing link.
     """
-    from detection.core import DetectionError, decode_image, encode_reference
-
     results: list[RosterRow] = []
-    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"name", "email", "photo"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            name = (row.get("name") or "").strip()
-            email = (row.get("email") or "").strip().lower()
-            photo = (row.get("photo") or "").strip()
-
-            def fail(message: str) -> None:
-                results.append(RosterRow(name, email, "", f"line {line}: {message}"))
-
-            if not name:
-                fail("name is empty")
-                continue
-            try:
-                validate_email(email)
-            except ValidationError:
-                fail(f"{email!r} is not a valid email address")
-                continue
-            existing = Candidate.objects.filter(exam=exam, email=email).first()
-            if existing is not None:
-                results.append(RosterRow(name, email, base_url + existing.link_path(), ""))
-                continue
-            encodings: list[list[float]] = []
-            photo_bytes = b""
+    for row in roster_rows(csv_path.read_text(encoding="utf-8-sig")):
+        name, email, photo = row["name"], row["email"].lower(), row["photo"]
+        photo_bytes = b""
+        try:
             if photo:
-                path = (csv_path.parent / photo).resolve()
                 try:
-                    photo_bytes = path.read_bytes()
+                    photo_bytes = (csv_path.parent / photo).resolve().read_bytes()
                 except OSError as exc:
-                    fail(f"cannot read photo {photo}: {exc.strerror or exc}")
-                    continue
-                try:
-                    encodings = [encode_reference(decode_image(photo_bytes)).tolist()]
-                except DetectionError as exc:
-                    fail(f"photo {photo}: {exc}")
-                    continue
-            with transaction.atomic():
-                candidate = Candidate.objects.create(
-                    exam=exam, name=name, email=email, reference_encodings=encodings
-                )
-                if photo_bytes:
-                    candidate.reference_photo.save(f"{candidate.token[:12]}{Path(photo).suffix}", ContentFile(photo_bytes))
-                ExamSession.objects.create(candidate=candidate)
-            results.append(RosterRow(name, email, base_url + candidate.link_path(), ""))
+                    raise RosterError(f"cannot read photo {photo}: {exc.strerror or exc}") from None
+            candidate = candidate_add(exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes)
+        except RosterError as exc:
+            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
+            continue
+        results.append(RosterRow(name, email, base_url + candidate.link_path(), ""))
     audit_record(
         action="roster_import",
         actor_label=actor_label,

@@ -140,6 +140,20 @@ def second_reviewer(db, django_user_model):
 
 
 @pytest.fixture
+def registrar(db, django_user_model):
+    """Exams office staff: signs in to the admin, manages exams and imports rosters."""
+    from django.contrib.auth.models import Permission
+
+    user = _user(django_user_model, "registrar", None)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="exams", codename__in=["view_exam", "change_exam", "add_candidate", "view_candidate",
+                                                       "change_candidate"]))
+    return user
+
+
+@pytest.fixture
 def outsider(db, django_user_model):
     """Signed in, but neither proctor nor reviewer."""
     return _user(django_user_model, "outsider", None)

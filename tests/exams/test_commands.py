@@ -128,6 +128,10 @@ def test_it_seeds_a_demo_that_can_run_twice(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("DEMO_PASSWORD", "demo-password-1")
     first = _run("seed_demo")
     second = _run("seed_demo")
-    assert "proctor / demo-password-1" in first
+    assert "proctor / demo-password-1" in first and "admin / demo-password-1" in first
     assert Exam.objects.filter(title="Demo exam").count() == 1
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password("demo-password-1")
     assert first.count("/take/") == second.count("/take/") == 3

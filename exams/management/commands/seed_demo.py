@@ -18,7 +18,7 @@ DEMO_CANDIDATES = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@ex
 
 
 class Command(BaseCommand):
-    help = "Create the demo exam, a proctor and a reviewer account, and three candidates; print how to use them."
+    help = "Create the demo exam, admin, proctor and reviewer accounts, and three candidates; print how to use them."
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
@@ -41,6 +41,10 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             user.groups.add(Group.objects.get_or_create(name=group)[0])
+        admin, _ = User.objects.get_or_create(username="admin")
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
         exam = Exam.objects.filter(title=DEMO_TITLE).first()
         now = timezone.now()
         if exam is None:
@@ -62,6 +66,7 @@ class Command(BaseCommand):
         w("")
         w("Open Proctor demo")
         w(f"  Staff sign-in:  {base_url}/accounts/login/")
+        w(f"  Administrator:  admin / {password}   exams and roster import: {base_url}/admin/exams/exam/{exam.pk}/roster/")
         w(f"  Proctor:        proctor / {password}   live grid: {base_url}/proctor/exams/{exam.code}/live")
         w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {base_url}/review/exams/{exam.code}")
         w("  Candidate links (no roster photo, so the first camera picture becomes the reference):")
