@@ -5,11 +5,14 @@ Candidate protocol (``/ws/take/<token>/``):
   client → server  binary message: one JPEG frame
                    {"type": "heartbeat"}
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
+                   {"type": "chat", "text": "1 to 500 characters"}   (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
   server → client  {"type": "status", "state", "interval", "paused"}
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
+                   {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
 Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
-  {"type": "session", "session": {...}} and {"type": "event", "event": {...}}.
+  {"type": "session", "session": {...}}, {"type": "event", "event": {...}} and
+  {"type": "chat", "message": {...}} (either side of any candidate's conversation).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from django.http import Http404
 
 from exams import live, services
 from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
-from exams.models import ExamSession
+from exams.models import ExamSession, IllegalTransition
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ SIGNALS = ("tab_hidden", "fullscreen_exit", "copy_paste")
 MAX_TEXT_BYTES = 4096
 # Bad messages are audited, but a broken client must not flood the audit log.
 MAX_AUDITED_ERRORS = 20
+CHAT_BURST, CHAT_WINDOW_SECONDS = 5, 30
 
 CLOSE_REFUSED = 4403
 CLOSE_DUPLICATE = 4409
@@ -77,6 +81,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.session = None
         self.errors = 0
         self.frame_times: deque[float] = deque()
+        self.chat_times: deque[float] = deque()
         await self.accept()
         token = self.scope["url_route"]["kwargs"]["token"]
         try:
@@ -141,6 +146,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 await self.refuse("malformed", f"Unknown signal {str(name)[:40]!r}.")
                 return
             await database_sync_to_async(services.signal_record)(session=self.session, signal=name, active=active)
+        elif kind == "chat":
+            await self.receive_chat(message.get("text"))
         else:
             await self.refuse("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
 
@@ -170,6 +177,23 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             dispatch.FRAME, session_id=str(self.session.public_id), seq=seq, data=data
         )
         await database_sync_to_async(services.connection_seen)(session=self.session, channel_name=self.channel_name)
+
+    async def receive_chat(self, text) -> None:
+        now = time.monotonic()
+        while self.chat_times and now - self.chat_times[0] > CHAT_WINDOW_SECONDS:
+            self.chat_times.popleft()
+        if len(self.chat_times) >= CHAT_BURST:
+            await self.refuse("too_fast", f"At most {CHAT_BURST} messages every {CHAT_WINDOW_SECONDS} s; "
+                                          "wait a moment and send it again.")
+            return
+        try:
+            sent = await database_sync_to_async(services.message_from_candidate)(session=self.session, text=text)
+        except (ValueError, IllegalTransition) as exc:
+            await self.refuse("bad_chat", str(exc))
+            return
+        self.chat_times.append(now)
+        await self.send_json({"type": "chat_ack", "message": {"id": sent.pk, "text": sent.text,
+                                                              "at": sent.created_at.isoformat()}})
 
     async def push(self, event: dict) -> None:
         payload = event["payload"]

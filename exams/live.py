@@ -87,5 +87,24 @@ def session_changed(session, *, events=(), analysis=None) -> None:
         _send(group, {"type": "event", "event": event_payload(event)})
 
 
+def message_payload(message) -> dict[str, Any]:
+    session = message.session
+    return {
+        "id": message.pk,
+        "session": str(session.public_id),
+        "candidate": session.candidate.name,
+        "sender": message.sender,
+        "kind": message.kind,
+        "author": message.author.get_username() if message.author_id else "",
+        "text": message.text,
+        "at": message.created_at.isoformat(),
+    }
+
+
+def message_posted(message) -> None:
+    """Every proctor of the exam sees every line of every conversation."""
+    _send(exam_group(message.session.exam.code), {"type": "chat", "message": message_payload(message)})
+
+
 def to_candidate(session, payload: dict[str, Any]) -> None:
     _send(session_group(session.public_id), payload)

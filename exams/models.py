@@ -262,6 +262,35 @@ class ReviewDecision(models.Model):
         ordering = ["created_at"]
 
 
+class Message(models.Model):
+    """One line of the conversation between a candidate and the proctors: a
+    proctor's message or warning, or the candidate's own message."""
+
+    MAX_LENGTH = 500
+
+    class Sender(models.TextChoices):
+        PROCTOR = "proctor"
+        CANDIDATE = "candidate"
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message"
+        WARNING = "warn"
+
+    session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=10, choices=Sender.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MESSAGE)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               help_text="The proctor who wrote it; empty for the candidate.")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:40]}"
+
+
 class AuditEntry(models.Model):
     """Who did what. Staff actions carry the user; candidate actions a label."""
 

@@ -115,6 +115,13 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     else:
         story.append(_p("No events were recorded.", body))
 
+    conversation = list(session.messages.all())
+    if conversation:
+        story += [Spacer(1, 3 * mm), _p("Messages during the exam", styles["Heading4"])]
+        for m in conversation:
+            who = candidate.name if m.sender == "candidate" else "Proctor" + (f" {m.author.get_username()}" if m.author else "")
+            story.append(_p(f"{_when(m.created_at)}  {who}{' (warning)' if m.kind == 'warn' else ''}: {m.text}", small))
+
     shown = 0
     frames = []
     for e in events:
@@ -148,7 +155,7 @@ def report_pdf(exam: Exam) -> bytes:
     sessions = (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
-        .prefetch_related("events")
+        .prefetch_related("events", "messages__author")
         .order_by("candidate__name")
     )
     story: list = [

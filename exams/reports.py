@@ -24,12 +24,13 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
     sessions = (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
-        .prefetch_related("events")
+        .prefetch_related("events", "messages__author")
         .order_by("candidate__name")
     )
     report = []
     for session in sessions:
         events = list(session.events.all())
+        messages = list(session.messages.all())
         report.append(
             {
                 "session": str(session.public_id),
@@ -55,6 +56,16 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                         "evidence": e.evidence.name or None,
                     }
                     for e in events
+                ],
+                "messages": [
+                    {
+                        "at": _iso(m.created_at),
+                        "sender": m.sender,
+                        "kind": m.kind,
+                        "author": m.author.get_username() if m.author else "",
+                        "text": m.text,
+                    }
+                    for m in messages
                 ],
             }
         )

@@ -168,7 +168,7 @@ FRAME_BURST = 3
 # A candidate connection not heard from for this long counts as lost.
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 20, minimum=5)
 # Consent text version shown to candidates; bump when the policy text changes.
-CONSENT_POLICY_VERSION = "2026-11-1"
+CONSENT_POLICY_VERSION = "2026-11-2"  # 2026-11-2: messages with proctors are recorded
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -116,7 +116,8 @@ def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
         session = services.session_start(session=session)
     if session.state != State.IN_PROGRESS:
         return redirect(_next_step(session), token=session.candidate.token)
-    return render(request, "take/exam.html", {"session": session, "exam": session.exam})
+    return render(request, "take/exam.html", {"session": session, "exam": session.exam,
+                                              "chat": session.messages.all()})
 
 
 @require_POST

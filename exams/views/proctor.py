@@ -36,7 +36,8 @@ def proctor_session(request: HttpRequest, public_id) -> HttpResponse:
     return render(
         request,
         "proctor/session.html",
-        {"session": session, "exam": session.exam, "events": session.events.all(), "actions": services.PROCTOR_ACTIONS},
+        {"session": session, "exam": session.exam, "events": session.events.all(), "actions": services.PROCTOR_ACTIONS,
+         "chat": session.messages.select_related("author", "session__candidate")},
     )
 
 

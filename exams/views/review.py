@@ -53,6 +53,7 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
             "risk": risk_of(events),
             "votes": services.session_violation_votes(session),
             "decisions": session.decisions.select_related("reviewer", "event"),
+            "chat": session.messages.select_related("author", "session__candidate"),
         },
     )
 

@@ -1,5 +1,5 @@
 // The proctors' live grid: tiles update from the websocket, thumbnails refresh
-// every 4 s, alerts stream into the feed. No page reloads.
+// every 4 s, alerts and candidates' messages stream into the feed. No page reloads.
 const root = document.getElementById("live");
 const grid = document.getElementById("grid");
 const feed = document.getElementById("feed");
@@ -63,6 +63,29 @@ function addAlert(event) {
   li.append(pill, link, when);
 }
 
+// A candidate's message: into the feed, like an alert, with its text.
+function addChat(message) {
+  if (message.sender !== "candidate") return;
+  feed.querySelector(".empty")?.remove();
+  const li = document.createElement("li");
+  li.className = "chat";
+  li.id = `chat-${message.id}`;
+  const pill = document.createElement("span");
+  pill.className = "pill";
+  pill.textContent = "message";
+  const link = document.createElement("a");
+  link.href = `/proctor/sessions/${message.session}/#chat`;
+  link.textContent = message.candidate;
+  const when = document.createElement("span");
+  when.className = "muted";
+  when.textContent = new Date(message.at).toLocaleTimeString();
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = message.text;
+  li.append(pill, link, when, text);
+  feed.prepend(li);
+}
+
 function refreshThumbs() {
   for (const img of grid.querySelectorAll("img[data-src]")) {
     const probe = new Image();
@@ -81,6 +104,7 @@ function connect() {
     if (msg.type === "snapshot") msg.sessions.forEach(updateTile);
     else if (msg.type === "session") updateTile(msg.session);
     else if (msg.type === "event") addAlert(msg.event);
+    else if (msg.type === "chat") addChat(msg.message);
   });
   socket.addEventListener("close", () => {
     status.textContent = "reconnecting…";

@@ -21,8 +21,41 @@ function say(text, kind = "warn") {
 }
 
 function send(obj) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(obj));
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(obj));
+  return true;
 }
+
+// The conversation with the proctors. The candidate's own line appears once the
+// server has stored it (chat_ack); until then the text stays in the box, so a
+// refused or unsent message is never lost.
+const chatLog = document.getElementById("chat-log");
+const chatText = document.getElementById("chat-text");
+
+function addChat(who, text, className, at) {
+  chatLog.querySelector(".empty")?.remove();
+  const li = document.createElement("li");
+  li.className = className;
+  const whoEl = document.createElement("span");
+  whoEl.className = "who";
+  whoEl.textContent = who;
+  const time = document.createElement("time");
+  time.className = "muted";
+  time.textContent = (at ? new Date(at) : new Date()).toLocaleTimeString();
+  const textEl = document.createElement("span");
+  textEl.className = "text";
+  textEl.textContent = text;
+  li.append(whoEl, time, textEl);
+  chatLog.append(li);
+  chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+document.getElementById("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = chatText.value.trim();
+  if (!text) return;
+  if (!send({ type: "chat", text })) say("Not connected right now. Your message is kept; send it again once connected.", "error");
+});
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -36,8 +69,12 @@ function connect() {
     else if (msg.type === "error") {
       say(msg.message, "error");
       if (msg.fatal) { finished = true; conn.textContent = "Not connected"; }
-    } else if (msg.type === "warn") say(`Proctor: ${msg.text || "Please follow the exam rules."}`, "warn");
-    else if (msg.type === "message") say(`Proctor: ${msg.text}`, "info");
+    } else if (msg.type === "warn") { say(`Proctor: ${msg.text}`, "warn"); addChat("Proctor (warning)", msg.text, "chat-proctor chat-warn"); }
+    else if (msg.type === "message") { say(`Proctor: ${msg.text}`, "info"); addChat("Proctor", msg.text, "chat-proctor"); }
+    else if (msg.type === "chat_ack") {
+      addChat("You", msg.message.text, "chat-candidate", msg.message.at);
+      if (chatText.value.trim() === msg.message.text) chatText.value = "";
+    }
     else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
     else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
     else if (msg.type === "ended") {

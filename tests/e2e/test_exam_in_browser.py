@@ -111,6 +111,15 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     expect(take.locator("#notice")).to_be_hidden()
     assert not AuditEntry.objects.filter(session=session, action="bad_message").exists()
 
+    # The candidate explains; the proctor reads it in the feed, live.
+    take.get_by_label("Message to the proctor").fill("My brother walked in, he is leaving.")
+    take.get_by_role("button", name="Send", exact=True).click()
+    expect(take.locator("#chat-log li.chat-candidate")).to_contain_text("My brother walked in, he is leaving.")
+    expect(take.get_by_label("Message to the proctor")).to_have_value("")
+    expect(grid.locator("#feed li.chat").first).to_contain_text("Barack Obama")
+    expect(grid.locator("#feed li.chat").first).to_contain_text("My brother walked in, he is leaving.")
+    take.screenshot(path=SCREENSHOTS / "exam.png", full_page=True)
+
     # The candidate finishes.
     take.get_by_role("button", name="Finish exam").click()
     take.wait_for_url(f"**{candidate.link_path()}done/")
@@ -142,6 +151,7 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     report.wait_for_url(f"**/review/sessions/{session.public_id}/")
     expect(report.get_by_role("heading", level=1)).to_contain_text("Barack Obama")
     expect(report.locator(".facts")).to_contain_text("matched")
+    expect(report.locator(".chat-log")).to_contain_text("My brother walked in, he is leaving.")
     first = flagged[0]
     item = report.locator(f"#event-{first.public_id}")
     expect(item.locator(".etype")).to_have_text("multiple_faces")
