@@ -22,7 +22,9 @@ from detection.core import (
     encode_reference,
     verify_identity,
 )
+from detection.core.camera import camera_state
 from detection.core.rules import conditions_from, debounce
+from detection.core.types import CameraState
 from detection.queue import frame_queue
 from exams import live, services
 from exams.models import ExamSession
@@ -123,7 +125,8 @@ def _verify_next_photo(session_id: str) -> str:
         result = verify_identity(image, references, threshold=threshold)
     except FaceCountError as exc:
         status = "no_face" if exc.faces == 0 else "multiple_faces"
-        services.verification_result(session=session, status=status, message=_face_count_message(exc.faces))
+        message = _face_count_message(exc.faces, camera_state(image))
+        services.verification_result(session=session, status=status, message=message)
         return status
     services.verification_compare(
         session=session,
@@ -137,10 +140,21 @@ def _verify_next_photo(session_id: str) -> str:
     return "compared"
 
 
-def _face_count_message(faces: int) -> str:
-    if faces == 0:
+def _face_count_message(faces: int, camera: CameraState) -> str:
+    """Why no usable face was found, as far as the picture tells, and what to do about it."""
+    if faces > 1:
+        return f"We see {faces} faces. Only you should be in view of the camera. Try again."
+    if camera.reason == "dark":
         return (
-            "We could not find your face. Face the camera, make sure your face is lit from the front "
-            "(not only from behind), and try again."
+            f"Your picture is too dark to find a face (brightness {camera.brightness:.0f} of 255). "
+            "Turn on a light in front of you, facing you, and try again."
         )
-    return f"We see {faces} faces. Only you should be in view of the camera. Try again."
+    if camera.reason in ("flat", "covered"):
+        return (
+            "Your picture shows almost nothing: is the camera covered, or pointed at a wall? "
+            "Uncover the lens, face the camera and try again."
+        )
+    return (
+        "We could not find your face. Face the camera with your whole face in view, make sure it is lit "
+        "from the front (not only from a window behind you), and try again."
+    )

@@ -140,3 +140,28 @@ def test_it_captures_an_unverified_reference_when_the_roster_had_no_photo(celery
     assert newcomer.reference_unverified and len(newcomer.reference_encodings[0]) == 128
     assert newcomer.reference_photo
     assert AuditEntry.objects.filter(action="reference_captured", session=session).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_tells_the_candidate_why_no_face_was_found(candidate):
+    """Run in-process, like a worker would: a dark room, a covered lens, an empty chair."""
+    import cv2
+
+    from tests.conftest import advance
+
+    session = candidate.session
+    advance(session, "consented")
+    session_id = str(session.public_id)
+    room = cv2.resize(photo("obama.jpg")[0:400, 0:320], (640, 480))  # the curtains and flag, nobody in view
+    rng = np.random.default_rng(1)
+    pictures = {
+        "too dark to find a face (brightness 7 of 255)": np.clip(room * 0.08 + rng.normal(0, 1.5, room.shape), 0, 255),
+        "is the camera covered": np.full((480, 640, 3), 128.0) + rng.normal(0, 1.0, (480, 640, 3)),
+        "lit from the front (not only from a window behind you)": room,
+    }
+    for seq, (reason, picture) in enumerate(pictures.items(), start=1):
+        frame_queue().put(dispatch.VERIFY, dispatch.QueuedFrame(session_id, seq, time.time(), jpeg(picture.astype(np.uint8))))
+        assert pipeline.verify_next_photo(session_id) == "no_face"
+        refused = ExamSession.objects.get(pk=session.pk)
+        assert refused.state == "consented" and refused.verification_status == "no_face"
+        assert reason in refused.verification_message, refused.verification_message
