@@ -1,6 +1,7 @@
 // The exam page: streams one JPEG frame per interval over a websocket and
 // reports integrity signals. Reconnects with backoff if the network drops.
 import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
+import { appendChatLine } from "./chat.js";
 
 const root = document.getElementById("exam");
 const video = document.getElementById("selfview");
@@ -32,22 +33,8 @@ function send(obj) {
 const chatLog = document.getElementById("chat-log");
 const chatText = document.getElementById("chat-text");
 
-function addChat(who, text, className, at) {
-  chatLog.querySelector(".empty")?.remove();
-  const li = document.createElement("li");
-  li.className = className;
-  const whoEl = document.createElement("span");
-  whoEl.className = "who";
-  whoEl.textContent = who;
-  const time = document.createElement("time");
-  time.className = "muted";
-  time.textContent = (at ? new Date(at) : new Date()).toLocaleTimeString();
-  const textEl = document.createElement("span");
-  textEl.className = "text";
-  textEl.textContent = text;
-  li.append(whoEl, time, textEl);
-  chatLog.append(li);
-  chatLog.scrollTop = chatLog.scrollHeight;
+function addChat(who, text, className, at, id) {
+  appendChatLine(chatLog, { who, text, className, at, id });
 }
 
 document.getElementById("chat-form").addEventListener("submit", (ev) => {
@@ -72,7 +59,7 @@ function connect() {
     } else if (msg.type === "warn") { say(`Proctor: ${msg.text}`, "warn"); addChat("Proctor (warning)", msg.text, "chat-proctor chat-warn"); }
     else if (msg.type === "message") { say(`Proctor: ${msg.text}`, "info"); addChat("Proctor", msg.text, "chat-proctor"); }
     else if (msg.type === "chat_ack") {
-      addChat("You", msg.message.text, "chat-candidate", msg.message.at);
+      addChat("You", msg.message.text, "chat-candidate", msg.message.at, msg.message.id);
       if (chatText.value.trim() === msg.message.text) chatText.value = "";
     }
     else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }

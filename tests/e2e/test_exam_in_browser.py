@@ -111,13 +111,24 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     expect(take.locator("#notice")).to_be_hidden()
     assert not AuditEntry.objects.filter(session=session, action="bad_message").exists()
 
-    # The candidate explains; the proctor reads it in the feed, live.
+    # The candidate explains; the proctor reads it live in the feed and on the
+    # candidate's own page, and answers.
+    detail = grid.context.new_page()
+    detail.goto(f"/proctor/sessions/{session.public_id}/")
+    expect(detail.locator("#proctor-session")).to_have_attribute("data-live", "1")
     take.get_by_label("Message to the proctor").fill("My brother walked in, he is leaving.")
     take.get_by_role("button", name="Send", exact=True).click()
     expect(take.locator("#chat-log li.chat-candidate")).to_contain_text("My brother walked in, he is leaving.")
     expect(take.get_by_label("Message to the proctor")).to_have_value("")
     expect(grid.locator("#feed li.chat").first).to_contain_text("Barack Obama")
     expect(grid.locator("#feed li.chat").first).to_contain_text("My brother walked in, he is leaving.")
+    expect(detail.locator("#chat-log li.chat-candidate")).to_contain_text("My brother walked in, he is leaving.")
+    detail.get_by_label("Message to the candidate").fill("Thanks for telling us. Carry on.")
+    detail.get_by_role("button", name="Send message").click()
+    expect(take.locator("#chat-log li.chat-proctor")).to_contain_text("Thanks for telling us. Carry on.")
+    expect(take.locator("#notice")).to_have_text("Proctor: Thanks for telling us. Carry on.")
+    expect(detail.locator("#chat-log li")).to_have_count(2)
+    detail.close()
     take.screenshot(path=SCREENSHOTS / "exam.png", full_page=True)
 
     # The candidate finishes.
