@@ -42,10 +42,10 @@ class CandidateForm(forms.ModelForm):
         photo = self.cleaned_data.get("reference_photo")
         self.new_encodings = None
         if photo and "reference_photo" in self.changed_data:
-            from detection.core import DetectionError, decode_image, encode_reference
+            from detection.core import DetectionError
 
             try:
-                self.new_encodings = [encode_reference(decode_image(photo.read())).tolist()]
+                self.new_encodings = services.reference_encodings(photo.read())
             except DetectionError as exc:
                 raise forms.ValidationError(f"{exc}. Upload a photo that shows the candidate's face alone.") from None
             finally:

@@ -63,6 +63,15 @@ def _audit_refusal(action: str, details: dict, session: ExamSession | None = Non
     services.audit_record(action=action, actor_label=label, session=session, details=details)
 
 
+def _has_room(times: deque[float], now: float, window: float, burst: int) -> bool:
+    """Sliding-window rate limit: forget the times older than ``window`` seconds, and
+    say whether fewer than ``burst`` remain. The caller appends ``now`` once it
+    counts the message."""
+    while times and now - times[0] > window:
+        times.popleft()
+    return len(times) < burst
+
+
 def _decodes(data: bytes) -> bool:
     from detection.core import DetectionError, decode_image
 
@@ -160,10 +169,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         # Up to FRAME_BURST frames per interval: a client sending one per interval
         # never hits this, whatever its timer jitter.
-        window = self.interval
-        while self.frame_times and now - self.frame_times[0] > window:
-            self.frame_times.popleft()
-        if len(self.frame_times) >= settings.FRAME_BURST:
+        if not _has_room(self.frame_times, now, self.interval, settings.FRAME_BURST):
             await self.refuse("too_fast", f"Frames arrive faster than one every {self.interval:g} s; frame dropped.")
             return
         self.frame_times.append(now)
@@ -180,9 +186,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
     async def receive_chat(self, text) -> None:
         now = time.monotonic()
-        while self.chat_times and now - self.chat_times[0] > CHAT_WINDOW_SECONDS:
-            self.chat_times.popleft()
-        if len(self.chat_times) >= CHAT_BURST:
+        if not _has_room(self.chat_times, now, CHAT_WINDOW_SECONDS, CHAT_BURST):
             await self.refuse("too_fast", f"At most {CHAT_BURST} messages every {CHAT_WINDOW_SECONDS} s; "
                                           "wait a moment and send it again.")
             return

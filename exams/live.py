@@ -95,7 +95,7 @@ def message_payload(message) -> dict[str, Any]:
         "candidate": session.candidate.name,
         "sender": message.sender,
         "kind": message.kind,
-        "author": message.author.get_username() if message.author_id else "",
+        "author": message.author_name,
         "text": message.text,
         "at": message.created_at.isoformat(),
     }

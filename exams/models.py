@@ -290,6 +290,18 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:40]}"
 
+    @property
+    def author_name(self) -> str:
+        return self.author.get_username() if self.author_id else ""
+
+    @property
+    def speaker(self) -> str:
+        """Who said it, as staff see it: the candidate's name, or "Proctor <username>", marked if a warning."""
+        if self.sender == self.Sender.CANDIDATE:
+            return self.session.candidate.name
+        label = f"Proctor {self.author_name}".rstrip()
+        return f"{label} (warning)" if self.kind == self.Kind.WARNING else label
+
 
 class AuditEntry(models.Model):
     """Who did what. Staff actions carry the user; candidate actions a label."""

@@ -1,8 +1,9 @@
 """The exam report as a printable PDF: one section per session with its explained
-risk score, the event timeline and the evidence frames that retention still holds.
+risk score, the event timeline, the conversation and the evidence frames that
+retention still holds.
 
-Built from the same rows as the JSON and CSV exports (exams.reports.exam_report)
-plus the live risk lines, so every format tells the same story.
+It reads the same sessions as the JSON and CSV exports (exams.reports.exam_sessions),
+as model objects rather than rows, because it opens the evidence files.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from reportlab.platypus import (
 )
 
 from exams.models import Event, Exam, ExamSession
+from exams.reports import exam_sessions
 from exams.risk import risk_of
 
 # Evidence frames printed per session; the rest are listed in the timeline only,
@@ -119,8 +121,7 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     if conversation:
         story += [Spacer(1, 3 * mm), _p("Messages during the exam", styles["Heading4"])]
         for m in conversation:
-            who = candidate.name if m.sender == "candidate" else "Proctor" + (f" {m.author.get_username()}" if m.author else "")
-            story.append(_p(f"{_when(m.created_at)}  {who}{' (warning)' if m.kind == 'warn' else ''}: {m.text}", small))
+            story.append(_p(f"{_when(m.created_at)}  {m.speaker}: {m.text}", small))
 
     shown = 0
     frames = []
@@ -152,12 +153,6 @@ def report_pdf(exam: Exam) -> bytes:
     one session per page (a session with many events runs onto more pages)."""
     styles = getSampleStyleSheet()
     styles.add(styles["BodyText"].clone("small", fontSize=8, leading=10))
-    sessions = (
-        ExamSession.objects.filter(candidate__exam=exam)
-        .select_related("candidate")
-        .prefetch_related("events", "messages__author")
-        .order_by("candidate__name")
-    )
     story: list = [
         _p(exam.title, styles["Title"]),
         _p(f"Exam {exam.code} · window {_when(exam.opens_at)} to {_when(exam.closes_at)} · "
@@ -166,7 +161,7 @@ def report_pdf(exam: Exam) -> bytes:
            "in the risk score; a violation needs two reviewers.", styles["BodyText"]),
         Spacer(1, 4 * mm),
     ]
-    sessions = list(sessions)
+    sessions = list(exam_sessions(exam))
     if not sessions:
         story.append(_p("This exam has no candidates yet.", styles["BodyText"]))
     for index, session in enumerate(sessions):

@@ -20,15 +20,19 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def exam_report(exam: Exam) -> list[dict[str, Any]]:
-    sessions = (
+def exam_sessions(exam: Exam):
+    """Every session of the exam with what a report shows of it, in candidate order."""
+    return (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
         .prefetch_related("events", "messages__author")
         .order_by("candidate__name")
     )
+
+
+def exam_report(exam: Exam) -> list[dict[str, Any]]:
     report = []
-    for session in sessions:
+    for session in exam_sessions(exam):
         events = list(session.events.all())
         messages = list(session.messages.all())
         report.append(
@@ -62,7 +66,7 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                         "at": _iso(m.created_at),
                         "sender": m.sender,
                         "kind": m.kind,
-                        "author": m.author.get_username() if m.author else "",
+                        "author": m.author_name,
                         "text": m.text,
                     }
                     for m in messages

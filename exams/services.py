@@ -107,12 +107,13 @@ ROSTER_COLUMNS = ("name", "email", "photo")
 
 
 def roster_rows(text: str) -> list[dict[str, Any]]:
-    """Parse roster CSV text into ``{"line", "name", "email", "photo"}`` dicts, stripped.
+    """Parse roster CSV text (already decoded, byte-order mark removed) into
+    ``{"line", "name", "email", "photo"}`` dicts, stripped.
 
     Raises ValueError when a column is missing; row-level problems are left to
     ``candidate_add`` so that one bad row never stops the others.
     """
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = set(ROSTER_COLUMNS) - set(reader.fieldnames or [])
     if missing:
         raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
@@ -122,6 +123,14 @@ def roster_rows(text: str) -> list[dict[str, Any]]:
     ]
 
 
+def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
+    """The stored form of a reference photo's face: one 128-d encoding.
+    Raises DetectionError when the photo is no image or not exactly one face."""
+    from detection.core import decode_image, encode_reference
+
+    return [encode_reference(decode_image(photo_bytes)).tolist()]
+
+
 def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b"") -> Candidate:
     """Add one candidate with the face encoding of their roster photo (optional).
 
@@ -129,7 +138,7 @@ def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", ph
     unchanged. Raises RosterError for an empty name, a bad email, or a photo
     that does not show exactly one face.
     """
-    from detection.core import DetectionError, decode_image, encode_reference
+    from detection.core import DetectionError
 
     email = email.strip().lower()
     if not name.strip():
@@ -144,7 +153,7 @@ def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", ph
     encodings: list[list[float]] = []
     if photo_bytes:
         try:
-            encodings = [encode_reference(decode_image(photo_bytes)).tolist()]
+            encodings = reference_encodings(photo_bytes)
         except DetectionError as exc:
             raise RosterError(f"photo {photo_name}: {exc}") from None
     with transaction.atomic():
@@ -536,7 +545,7 @@ DEFAULT_WARNING = "Please follow the exam rules."
 def proctor_act(*, session: ExamSession, actor, action: str, text: str = "") -> ExamSession:
     if action not in PROCTOR_ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    text = text.strip()[:500]
+    text = text.strip()[: Message.MAX_LENGTH]
     if action == "message" and not text:
         raise ValueError("Write the message first.")
     now = timezone.now()

@@ -50,17 +50,10 @@ function addAlert(event) {
     feed.prepend(li);
   }
   const time = new Date(event.started_at).toLocaleTimeString();
-  li.innerHTML = "";
-  const pill = document.createElement("span");
-  pill.className = `pill sev-${event.severity}`;
-  pill.textContent = event.type;
-  const link = document.createElement("a");
-  link.href = `/proctor/sessions/${event.session}/`;
-  link.textContent = event.candidate;
-  const when = document.createElement("span");
-  when.className = "muted";
-  when.textContent = `${time}${event.open ? " (ongoing)" : ""}`;
-  li.append(pill, link, when);
+  li.replaceChildren(...feedParts({
+    pillClass: `pill sev-${event.severity}`, label: event.type, href: `/proctor/sessions/${event.session}/`,
+    candidate: event.candidate, when: `${time}${event.open ? " (ongoing)" : ""}`,
+  }));
 }
 
 // A candidate's message: into the feed, like an alert, with its text.
@@ -70,20 +63,28 @@ function addChat(message) {
   const li = document.createElement("li");
   li.className = "chat";
   li.id = `chat-${message.id}`;
-  const pill = document.createElement("span");
-  pill.className = "pill";
-  pill.textContent = "message";
-  const link = document.createElement("a");
-  link.href = `/proctor/sessions/${message.session}/#chat`;
-  link.textContent = message.candidate;
-  const when = document.createElement("span");
-  when.className = "muted";
-  when.textContent = new Date(message.at).toLocaleTimeString();
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = message.text;
-  li.append(pill, link, when, text);
+  li.append(...feedParts({
+    pillClass: "pill", label: "message", href: `/proctor/sessions/${message.session}/#chat`,
+    candidate: message.candidate, when: new Date(message.at).toLocaleTimeString(),
+  }), text);
   feed.prepend(li);
+}
+
+// What every feed entry starts with: a pill, the candidate's link and the time.
+function feedParts({ pillClass, label, href, candidate, when }) {
+  const pill = document.createElement("span");
+  pill.className = pillClass;
+  pill.textContent = label;
+  const link = document.createElement("a");
+  link.href = href;
+  link.textContent = candidate;
+  const time = document.createElement("span");
+  time.className = "muted";
+  time.textContent = when;
+  return [pill, link, time];
 }
 
 function refreshThumbs() {
