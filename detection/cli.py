@@ -33,7 +33,9 @@ def analysis_record(path: str, analysis: Any, decode_ms: float) -> dict[str, Any
         "faces": data["faces"],
         "boxes": data["boxes"],
         "identity": data["identity"],
-        "head_pose": None if pose is None else {"yaw": round(pose["yaw"], 1), "pitch": round(pose["pitch"], 1)},
+        "head_pose": None
+        if pose is None
+        else {"yaw": round(pose["yaw"], 1), "pitch": round(pose["pitch"], 1)},
         "looking_away": data["looking_away"],
         "objects": data["objects"],
         "camera_blocked": data["camera"]["blocked"],
@@ -106,7 +108,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import platform
 
     import cv2
-    import numpy as np
 
     from detection.core import CheckConfig, analyse_frame, analyse_stream, decode_image, encode_reference
     from detection.core.analyse import scene_change, scene_signature
@@ -150,7 +151,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for item in frames:
             image = decode_image(item.jpeg)
             if mode == "stream":
-                analysis, state = analyse_stream(image, references=[reference], config=config, state=state, now=item.t)
+                analysis, state = analyse_stream(
+                    image, references=[reference], config=config, state=state, now=item.t
+                )
             else:
                 analysis = analyse_frame(image, references=[reference], config=config)
             ran.update(analysis.checks_run)
@@ -168,7 +171,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "frames": len(frames),
             "seconds": args.duration,
             "interval_s": 2.0,
-            "script": "detection/core/replay.py EPISODES" if args.duration == DURATION else "EPISODES, truncated",
+            "script": "detection/core/replay.py EPISODES"
+            if args.duration == DURATION
+            else "EPISODES, truncated",
             "amortised_ms_per_frame": round(stream_ms, 2),
             "frames_per_s_per_core": round(1000 / stream_ms, 1),
             "streams_per_core_at_0.5_fps": round(1000 / stream_ms / 0.5, 1),
@@ -194,7 +199,9 @@ def cmd_make_evalset(args: argparse.Namespace) -> int:
 def _table(report: dict[str, Any]) -> str:
     lines = ["| check | tp | fp | fn | precision | recall |", "|---|---|---|---|---|---|"]
     for name, row in report["checks"].items():
-        lines.append(f"| {name} | {row['tp']} | {row['fp']} | {row['fn']} | {row['precision']} | {row['recall']} |")
+        lines.append(
+            f"| {name} | {row['tp']} | {row['fp']} | {row['fn']} | {row['precision']} | {row['recall']} |"
+        )
     lines += ["", "| faces truth->found | images |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["face_count_confusion"].items()]
     ident = report["identity"]
@@ -202,7 +209,8 @@ def _table(report: dict[str, Any]) -> str:
         "",
         f"identity: {ident['genuine_pairs']} genuine and {ident['impostor_pairs']} impostor pairs; "
         f"largest genuine distance {ident['genuine_distance_max']}, smallest impostor distance "
-        f"{ident['impostor_distance_min']}; {ident['faces_not_found_for_identity']} images without a found face",
+        f"{ident['impostor_distance_min']}; "
+        f"{ident['faces_not_found_for_identity']} images without a found face",
         "",
         "| threshold | FAR | FRR |",
         "|---|---|---|",
@@ -237,15 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--json", action="store_true", help="one compact JSON object per line")
     analyse.set_defaults(func=cmd_analyse)
 
-    bench = sub.add_parser("bench", help="per-stage cost and the amortised cost of a replayed stream, on one core")
+    bench = sub.add_parser(
+        "bench", help="per-stage cost and the amortised cost of a replayed stream, on one core"
+    )
     bench.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="the committed test photos")
     bench.add_argument("--repeat", type=int, default=15, help="timed runs per stage (median reported)")
-    bench.add_argument("--duration", type=float, default=600.0, help="seconds of stream to replay (2 s per frame)")
+    bench.add_argument(
+        "--duration", type=float, default=600.0, help="seconds of stream to replay (2 s per frame)"
+    )
     bench.add_argument("--full", action="store_true", help="also replay with every check on every frame")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
 
-    evaluate = sub.add_parser("evaluate", help="precision/recall, face-count confusion, identity FAR/FRR sweep")
+    evaluate = sub.add_parser(
+        "evaluate", help="precision/recall, face-count confusion, identity FAR/FRR sweep"
+    )
     evaluate.add_argument("dir", metavar="DIR", help="images + labels.csv + references/ (see make-evalset)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -8,7 +8,7 @@ This module only moves data between them.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import transaction
@@ -84,11 +84,17 @@ def _analyse_next_frame(session_id: str) -> str:
         )
         session.analysis_state = {"stream": stream_state, "rules": rule_state}
         session.last_frame_seq = frame.seq
-        session.last_frame_at = datetime.fromtimestamp(frame.received_at, tz=dt_timezone.utc)
+        session.last_frame_at = datetime.fromtimestamp(frame.received_at, tz=UTC)
         session.frames_analysed += 1
         session.last_faces = analysis.faces
         session.save(
-            update_fields=["analysis_state", "last_frame_seq", "last_frame_at", "frames_analysed", "last_faces"]
+            update_fields=[
+                "analysis_state",
+                "last_frame_seq",
+                "last_frame_at",
+                "frames_analysed",
+                "last_faces",
+            ]
         )
         events = services.events_apply(session=session, actions=actions, evidence_jpeg=frame.data)
         transaction.on_commit(lambda: live.session_changed(session, events=events, analysis=analysis))

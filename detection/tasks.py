@@ -21,5 +21,6 @@ def analyse_frame(*, session_id: str) -> str:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def verify_identity(*, session_id: str) -> str:
-    """State before: a consented session with a verification photo waiting. After: verified or told why not."""
+    """State before: a consented session with a verification photo waiting.
+    After: verified, or told why not."""
     return pipeline.verify_next_photo(session_id)

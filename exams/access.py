@@ -115,7 +115,9 @@ def get_candidate_for_token(token: str) -> Candidate:
     try:
         candidate = Candidate.objects.select_related("exam").get(token=token)
     except Candidate.DoesNotExist:
-        raise TokenRefused("This exam link is not valid. Check that you copied all of it.", "unknown_token") from None
+        raise TokenRefused(
+            "This exam link is not valid. Check that you copied all of it.", "unknown_token"
+        ) from None
     if not candidate.token_valid(timezone.now()):
         raise TokenRefused("This exam has closed, so its link no longer works.", "expired_token")
     return candidate

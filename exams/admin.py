@@ -47,7 +47,9 @@ class CandidateForm(forms.ModelForm):
             try:
                 self.new_encodings = services.reference_encodings(photo.read())
             except DetectionError as exc:
-                raise forms.ValidationError(f"{exc}. Upload a photo that shows the candidate's face alone.") from None
+                raise forms.ValidationError(
+                    f"{exc}. Upload a photo that shows the candidate's face alone."
+                ) from None
             finally:
                 photo.seek(0)
         return photo

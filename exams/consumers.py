@@ -5,7 +5,8 @@ Candidate protocol (``/ws/take/<token>/``):
   client → server  binary message: one JPEG frame
                    {"type": "heartbeat"}
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
-                   {"type": "chat", "text": "1 to 500 characters"}   (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
+                   {"type": "chat", "text": "1 to 500 characters"}
+                       (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
   server → client  {"type": "status", "state", "interval", "paused"}
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
@@ -101,7 +102,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             return
         if session.state != ExamSession.State.IN_PROGRESS:
             message = (
-                "This exam has finished." if session.is_finished else "Start the exam from your exam link first."
+                "This exam has finished."
+                if session.is_finished
+                else "Start the exam from your exam link first."
             )
             await self.fatal("not_in_progress", message, CLOSE_REFUSED)
             return
@@ -127,7 +130,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         if self.session is None:
             return
         await self.channel_layer.group_discard(live.session_group(self.session.public_id), self.channel_name)
-        await database_sync_to_async(services.connection_close)(session=self.session, channel_name=self.channel_name)
+        await database_sync_to_async(services.connection_close)(
+            session=self.session, channel_name=self.channel_name
+        )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:
@@ -148,13 +153,17 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type")
         if kind == "heartbeat":
-            await database_sync_to_async(services.connection_seen)(session=self.session, channel_name=self.channel_name)
+            await database_sync_to_async(services.connection_seen)(
+                session=self.session, channel_name=self.channel_name
+            )
         elif kind == "signal":
             name, active = message.get("name"), message.get("active", True)
             if name not in SIGNALS or not isinstance(active, bool):
                 await self.refuse("malformed", f"Unknown signal {str(name)[:40]!r}.")
                 return
-            await database_sync_to_async(services.signal_record)(session=self.session, signal=name, active=active)
+            await database_sync_to_async(services.signal_record)(
+                session=self.session, signal=name, active=active
+            )
         elif kind == "chat":
             await self.receive_chat(message.get("text"))
         else:
@@ -163,14 +172,17 @@ class CandidateConsumer(AsyncWebsocketConsumer):
     async def receive_frame(self, data: bytes) -> None:
         if len(data) > settings.FRAME_MAX_BYTES:
             await self.refuse(
-                "frame_too_large", f"Frame of {len(data)} bytes is over the {settings.FRAME_MAX_BYTES} byte limit."
+                "frame_too_large",
+                f"Frame of {len(data)} bytes is over the {settings.FRAME_MAX_BYTES} byte limit.",
             )
             return
         now = time.monotonic()
         # Up to FRAME_BURST frames per interval: a client sending one per interval
         # never hits this, whatever its timer jitter.
         if not _has_room(self.frame_times, now, self.interval, settings.FRAME_BURST):
-            await self.refuse("too_fast", f"Frames arrive faster than one every {self.interval:g} s; frame dropped.")
+            await self.refuse(
+                "too_fast", f"Frames arrive faster than one every {self.interval:g} s; frame dropped."
+            )
             return
         self.frame_times.append(now)
         if not await database_sync_to_async(_decodes, thread_sensitive=False)(data):
@@ -182,22 +194,33 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(dispatch.submit, thread_sensitive=False)(
             dispatch.FRAME, session_id=str(self.session.public_id), seq=seq, data=data
         )
-        await database_sync_to_async(services.connection_seen)(session=self.session, channel_name=self.channel_name)
+        await database_sync_to_async(services.connection_seen)(
+            session=self.session, channel_name=self.channel_name
+        )
 
     async def receive_chat(self, text) -> None:
         now = time.monotonic()
         if not _has_room(self.chat_times, now, CHAT_WINDOW_SECONDS, CHAT_BURST):
-            await self.refuse("too_fast", f"At most {CHAT_BURST} messages every {CHAT_WINDOW_SECONDS} s; "
-                                          "wait a moment and send it again.")
+            await self.refuse(
+                "too_fast",
+                f"At most {CHAT_BURST} messages every {CHAT_WINDOW_SECONDS} s; "
+                "wait a moment and send it again.",
+            )
             return
         try:
-            sent = await database_sync_to_async(services.message_from_candidate)(session=self.session, text=text)
+            sent = await database_sync_to_async(services.message_from_candidate)(
+                session=self.session, text=text
+            )
         except (ValueError, IllegalTransition) as exc:
             await self.refuse("bad_chat", str(exc))
             return
         self.chat_times.append(now)
-        await self.send_json({"type": "chat_ack", "message": {"id": sent.pk, "text": sent.text,
-                                                              "at": sent.created_at.isoformat()}})
+        await self.send_json(
+            {
+                "type": "chat_ack",
+                "message": {"id": sent.pk, "text": sent.text, "at": sent.created_at.isoformat()},
+            }
+        )
 
     async def push(self, event: dict) -> None:
         payload = event["payload"]
@@ -225,7 +248,10 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 @database_sync_to_async
 def _proctor_exam(user, code):
     exam = get_exam_for_proctor(user, code)
-    return exam, [live.session_payload(s) for s in ExamSession.objects.filter(candidate__exam=exam).select_related("candidate")]
+    return exam, [
+        live.session_payload(s)
+        for s in ExamSession.objects.filter(candidate__exam=exam).select_related("candidate")
+    ]
 
 
 class ProctorConsumer(AsyncWebsocketConsumer):
@@ -251,7 +277,11 @@ class ProctorConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Proctor actions go through audited HTTP POSTs; the socket only listens.
-        await self.send(text_data=json.dumps({"type": "error", "code": "read_only", "message": "This socket only listens."}))
+        await self.send(
+            text_data=json.dumps(
+                {"type": "error", "code": "read_only", "message": "This socket only listens."}
+            )
+        )
 
     async def push(self, event: dict) -> None:
         await self.send(text_data=json.dumps(event["payload"]))

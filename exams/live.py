@@ -42,12 +42,13 @@ def _send(group: str, payload: dict[str, Any]) -> None:
             except RuntimeError:
                 running = None
             if running is not _server_loop:
-                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop).result(
+                    timeout=5
+                )
                 return
         async_to_sync(layer.group_send)(group, message)
     except Exception:  # the dashboard is best effort; the data is already stored
         log.exception("could not push to %s", group)
-
 
 
 def event_payload(event) -> dict[str, Any]:

@@ -48,7 +48,9 @@ class Exam(models.Model):
     retention_days = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     proctors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="proctored_exams")
     created_at = models.DateTimeField(auto_now_add=True)
-    purged_at = models.DateTimeField(null=True, blank=True, help_text="When evidence and photos were deleted.")
+    purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When evidence and photos were deleted."
+    )
 
     class Meta:
         ordering = ["-opens_at"]
@@ -252,7 +254,9 @@ class ReviewDecision(models.Model):
         VIOLATION = "violation"
 
     session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="decisions")
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, null=True, blank=True, related_name="decisions")
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, null=True, blank=True, related_name="decisions"
+    )
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     decision = models.CharField(max_length=10, choices=Decision.choices)
     note = models.TextField(blank=True)
@@ -279,8 +283,13 @@ class Message(models.Model):
     session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="messages")
     sender = models.CharField(max_length=10, choices=Sender.choices)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MESSAGE)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               help_text="The proctor who wrote it; empty for the candidate.")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="The proctor who wrote it; empty for the candidate.",
+    )
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -296,7 +305,8 @@ class Message(models.Model):
 
     @property
     def speaker(self) -> str:
-        """Who said it, as staff see it: the candidate's name, or "Proctor <username>", marked if a warning."""
+        """Who said it, as staff see it: the candidate's name, or "Proctor <username>",
+        marked if a warning."""
         if self.sender == self.Sender.CANDIDATE:
             return self.session.candidate.name
         label = f"Proctor {self.author_name}".rstrip()
@@ -311,7 +321,9 @@ class AuditEntry(models.Model):
     actor_label = models.CharField(max_length=200)
     action = models.CharField(max_length=60)
     exam = models.ForeignKey(Exam, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
-    session = models.ForeignKey(ExamSession, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    session = models.ForeignKey(
+        ExamSession, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+    )
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -38,8 +38,11 @@ EVIDENCE_PER_SESSION = 6
 _EVIDENCE_BOX = (55 * mm, 45 * mm)  # each frame is scaled to fit, keeping its shape
 _EVIDENCE_COLUMNS = 3
 
-_SEVERITY_COLOUR = {"high": colors.HexColor("#c62828"), "medium": colors.HexColor("#b26a00"),
-                    "low": colors.HexColor("#546e7a")}
+_SEVERITY_COLOUR = {
+    "high": colors.HexColor("#c62828"),
+    "medium": colors.HexColor("#b26a00"),
+    "low": colors.HexColor("#546e7a"),
+}
 
 
 def _when(value: datetime | None) -> str:
@@ -77,21 +80,33 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     candidate = session.candidate
     story: list = [
         _p(candidate.name, styles["Heading2"]),
-        _p(f"{candidate.email} · {session.get_state_display()}"
-           + (" · reference captured at the exam, not verified against a roster photo"
-              if candidate.reference_unverified else ""), body),
+        _p(
+            f"{candidate.email} · {session.get_state_display()}"
+            + (
+                " · reference captured at the exam, not verified against a roster photo"
+                if candidate.reference_unverified
+                else ""
+            ),
+            body,
+        ),
     ]
     identity = session.verification_status or "—"
     if session.verification_distance is not None:
         identity += f" (distance {session.verification_distance:.3f})"
     facts = [
-        ["Consented", _when(session.consented_at) + (f" (policy {session.consent_version})" if session.consent_version else "")],
+        [
+            "Consented",
+            _when(session.consented_at)
+            + (f" (policy {session.consent_version})" if session.consent_version else ""),
+        ],
         ["Identity check", identity],
         ["Started", _when(session.started_at)],
         ["Finished", _when(session.finished_at)],
         ["Risk score", f"{risk.score} / 100"],
     ]
-    table = Table([[_p(k, small), _p(v, small)] for k, v in facts], colWidths=[35 * mm, 120 * mm], hAlign="LEFT")
+    table = Table(
+        [[_p(k, small), _p(v, small)] for k, v in facts], colWidths=[35 * mm, 120 * mm], hAlign="LEFT"
+    )
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     story += [table, Spacer(1, 2 * mm)]
     for line in risk.lines:
@@ -103,13 +118,27 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     if events:
         rows = [[_p(h, small) for h in ("Event", "Severity", "From", "To", "Confidence", "Review")]]
         for e in events:
-            rows.append([_p(e.type, small), _p(e.severity, small), _p(_when(e.started_at), small),
-                         _p(_when(e.ended_at) + (" (open)" if e.is_open else ""), small),
-                         _p(f"{e.confidence:.2f}", small), _p(e.review_status, small)])
-        timeline = Table(rows, repeatRows=1, colWidths=[34 * mm, 18 * mm, 34 * mm, 40 * mm, 20 * mm, 20 * mm],
-                         hAlign="LEFT")
-        style = [("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f5f8")])]
+            rows.append(
+                [
+                    _p(e.type, small),
+                    _p(e.severity, small),
+                    _p(_when(e.started_at), small),
+                    _p(_when(e.ended_at) + (" (open)" if e.is_open else ""), small),
+                    _p(f"{e.confidence:.2f}", small),
+                    _p(e.review_status, small),
+                ]
+            )
+        timeline = Table(
+            rows,
+            repeatRows=1,
+            colWidths=[34 * mm, 18 * mm, 34 * mm, 40 * mm, 20 * mm, 20 * mm],
+            hAlign="LEFT",
+        )
+        style = [
+            ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f5f8")]),
+        ]
         for row, e in enumerate(events, start=1):
             style.append(("TEXTCOLOR", (1, row), (1, row), _SEVERITY_COLOUR.get(e.severity, colors.black)))
         timeline.setStyle(TableStyle(style))
@@ -137,14 +166,26 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     if frames:
         story += [Spacer(1, 3 * mm), _p("Evidence frames", styles["Heading4"])]
         n = _EVIDENCE_COLUMNS
-        grid = [[list(cell) for cell in frames[i:i + n]] + [""] * (n - len(frames[i:i + n]))
-                for i in range(0, len(frames), n)]
-        story.append(Table(grid, colWidths=[_EVIDENCE_BOX[0] + 5 * mm] * n, hAlign="LEFT",
-                           style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                                             ("LEFTPADDING", (0, 0), (-1, -1), 0)])))
+        grid = [
+            [list(cell) for cell in frames[i : i + n]] + [""] * (n - len(frames[i : i + n]))
+            for i in range(0, len(frames), n)
+        ]
+        story.append(
+            Table(
+                grid,
+                colWidths=[_EVIDENCE_BOX[0] + 5 * mm] * n,
+                hAlign="LEFT",
+                style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]),
+            )
+        )
     if with_evidence > shown:
-        story.append(_p(f"{with_evidence - shown} more evidence frame(s) are on the review page"
-                        " (or were purged after the retention period).", small))
+        story.append(
+            _p(
+                f"{with_evidence - shown} more evidence frame(s) are on the review page"
+                " (or were purged after the retention period).",
+                small,
+            )
+        )
     return story
 
 
@@ -155,10 +196,16 @@ def report_pdf(exam: Exam) -> bytes:
     styles.add(styles["BodyText"].clone("small", fontSize=8, leading=10))
     story: list = [
         _p(exam.title, styles["Title"]),
-        _p(f"Exam {exam.code} · window {_when(exam.opens_at)} to {_when(exam.closes_at)} · "
-           f"evidence kept {exam.retention_days} days · generated {_when(timezone.now())}", styles["BodyText"]),
-        _p("Flags are findings for a human to review, not verdicts. Dismissed events count for nothing "
-           "in the risk score; a violation needs two reviewers.", styles["BodyText"]),
+        _p(
+            f"Exam {exam.code} · window {_when(exam.opens_at)} to {_when(exam.closes_at)} · "
+            f"evidence kept {exam.retention_days} days · generated {_when(timezone.now())}",
+            styles["BodyText"],
+        ),
+        _p(
+            "Flags are findings for a human to review, not verdicts. Dismissed events count for nothing "
+            "in the risk score; a violation needs two reviewers.",
+            styles["BodyText"],
+        ),
         Spacer(1, 4 * mm),
     ]
     sessions = list(exam_sessions(exam))
@@ -178,7 +225,15 @@ def report_pdf(exam: Exam) -> bytes:
         canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, f"page {doc.page}")
         canvas.restoreState()
 
-    doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Report: {exam.title}", author="Open Proctor",
-                            leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=18 * mm)
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=f"Report: {exam.title}",
+        author="Open Proctor",
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=18 * mm,
+    )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

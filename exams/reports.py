@@ -11,8 +11,20 @@ from exams.models import Exam, ExamSession
 from exams.risk import risk_of
 
 CSV_COLUMNS = [
-    "candidate", "email", "state", "consented_at", "started_at", "finished_at", "risk_score",
-    "event_type", "severity", "started_at_event", "ended_at", "confidence", "review_status", "evidence",
+    "candidate",
+    "email",
+    "state",
+    "consented_at",
+    "started_at",
+    "finished_at",
+    "risk_score",
+    "event_type",
+    "severity",
+    "started_at_event",
+    "ended_at",
+    "confidence",
+    "review_status",
+    "evidence",
 ]
 
 
@@ -86,13 +98,29 @@ def report_csv(exam: Exam) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for s in exam_report(exam):
-        head = [s["candidate"], s["email"], s["state"], s["consented_at"], s["started_at"], s["finished_at"], s["risk_score"]]
+        head = [
+            s["candidate"],
+            s["email"],
+            s["state"],
+            s["consented_at"],
+            s["started_at"],
+            s["finished_at"],
+            s["risk_score"],
+        ]
         if not s["events"]:
             writer.writerow(head + [""] * 7)
         for e in s["events"]:
             writer.writerow(
-                head + [e["type"], e["severity"], e["started_at"], e["ended_at"], e["confidence"],
-                        e["review_status"], e["evidence"] or ""]
+                head
+                + [
+                    e["type"],
+                    e["severity"],
+                    e["started_at"],
+                    e["ended_at"],
+                    e["confidence"],
+                    e["review_status"],
+                    e["evidence"] or "",
+                ]
             )
     return out.getvalue()
 

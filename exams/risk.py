@@ -34,7 +34,9 @@ def risk_of(events) -> Risk:
         points = round(sum(WEIGHTS[e.severity] * min(1.0, max(0.0, e.confidence)) for e in items))
         seconds = sum(e.duration_seconds for e in items)
         severity = items[0].severity
-        reason = f"{len(items)} × {event_type} ({severity}, {WEIGHTS[severity]} points each at full confidence"
+        reason = (
+            f"{len(items)} × {event_type} ({severity}, {WEIGHTS[severity]} points each at full confidence"
+        )
         reason += f", {seconds:.0f} s in total)" if seconds else ")"
         lines.append(RiskLine(event_type, len(items), points, reason))
     lines.sort(key=lambda line: -line.points)

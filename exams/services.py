@@ -12,16 +12,15 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import validate_email
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -131,7 +130,9 @@ def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
     return [encode_reference(decode_image(photo_bytes)).tolist()]
 
 
-def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b"") -> Candidate:
+def candidate_add(
+    *, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b""
+) -> Candidate:
     """Add one candidate with the face encoding of their roster photo (optional).
 
     Idempotent on (exam, email): a candidate already on the exam is returned
@@ -157,7 +158,9 @@ def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", ph
         except DetectionError as exc:
             raise RosterError(f"photo {photo_name}: {exc}") from None
     with transaction.atomic():
-        candidate = Candidate.objects.create(exam=exam, name=name.strip(), email=email, reference_encodings=encodings)
+        candidate = Candidate.objects.create(
+            exam=exam, name=name.strip(), email=email, reference_encodings=encodings
+        )
         if photo_bytes:
             suffix = Path(photo_name).suffix.lower() or ".jpg"
             candidate.reference_photo.save(f"{candidate.token[:12]}{suffix}", ContentFile(photo_bytes))
@@ -165,7 +168,9 @@ def candidate_add(*, exam: Exam, name: str, email: str, photo_name: str = "", ph
     return candidate
 
 
-def roster_import(*, exam: Exam, csv_path: Path, base_url: str = "", actor_label: str = "cli") -> list[RosterRow]:
+def roster_import(
+    *, exam: Exam, csv_path: Path, base_url: str = "", actor_label: str = "cli"
+) -> list[RosterRow]:
     """Import candidates from ``name,email,photo``. Bad rows get an error; good rows are imported.
 
     Photo paths are relative to the CSV file. Re-importing a row whose email is
@@ -181,7 +186,9 @@ def roster_import(*, exam: Exam, csv_path: Path, base_url: str = "", actor_label
                     photo_bytes = (csv_path.parent / photo).resolve().read_bytes()
                 except OSError as exc:
                     raise RosterError(f"cannot read photo {photo}: {exc.strerror or exc}") from None
-            candidate = candidate_add(exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes)
+            candidate = candidate_add(
+                exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes
+            )
         except RosterError as exc:
             results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
             continue
@@ -210,7 +217,12 @@ def session_consent(*, session: ExamSession, version: str) -> None:
             return  # consent already given; a double submit changes nothing
         session.consent(version=version, now=timezone.now())
         session.save()
-        audit_record(action="consent", actor_label=_candidate_label(session), session=session, details={"version": version})
+        audit_record(
+            action="consent",
+            actor_label=_candidate_label(session),
+            session=session,
+            details={"version": version},
+        )
 
 
 def verification_submit(*, session: ExamSession, jpeg: bytes) -> None:
@@ -219,7 +231,9 @@ def verification_submit(*, session: ExamSession, jpeg: bytes) -> None:
     ExamSession.objects.filter(pk=session.pk).update(
         verification_status="pending", verification_message="Checking your photo…"
     )
-    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=session.verification_attempts + 1, data=jpeg)
+    dispatch.submit(
+        dispatch.VERIFY, session_id=str(session.public_id), seq=session.verification_attempts + 1, data=jpeg
+    )
 
 
 def verification_result(*, session: ExamSession, status: str, message: str) -> None:
@@ -241,7 +255,9 @@ def verification_capture_reference(*, session: ExamSession, encoding, photo_jpeg
         candidate = session.candidate
         candidate.reference_encodings = [list(map(float, encoding))]
         candidate.reference_unverified = True
-        candidate.reference_photo.save(f"{candidate.token[:12]}-captured.jpg", ContentFile(photo_jpeg), save=False)
+        candidate.reference_photo.save(
+            f"{candidate.token[:12]}-captured.jpg", ContentFile(photo_jpeg), save=False
+        )
         candidate.save()
         session.verification_status = "captured_reference"
         session.verification_message = "No roster photo was on file, so this photo is now your reference."
@@ -282,7 +298,8 @@ def verification_compare(
             # Do not lock a candidate out over a model's opinion; let a human decide.
             session.verification_status = "mismatch_flagged"
             session.verification_message = (
-                "Your photo did not match the roster photo. You may continue; a proctor will check your identity."
+                "Your photo did not match the roster photo. "
+                "You may continue; a proctor will check your identity."
             )
             session.verify(now=now)
             events.append(
@@ -348,8 +365,18 @@ def session_submit(*, session: ExamSession) -> ExamSession:
 # ---------------------------------------------------------------- events
 
 
-def _event_new(session: ExamSession, *, event_type: str, key: str, started: datetime, ended: datetime,
-               is_open: bool, confidence: float, details: dict, evidence_jpeg: bytes | None) -> Event:
+def _event_new(
+    session: ExamSession,
+    *,
+    event_type: str,
+    key: str,
+    started: datetime,
+    ended: datetime,
+    is_open: bool,
+    confidence: float,
+    details: dict,
+    evidence_jpeg: bytes | None,
+) -> Event:
     event = Event(
         session=session,
         type=event_type,
@@ -362,16 +389,20 @@ def _event_new(session: ExamSession, *, event_type: str, key: str, started: date
         details=details,
     )
     if evidence_jpeg:
-        event.evidence.save(f"{session.public_id.hex}-{event.public_id.hex}.jpg", ContentFile(evidence_jpeg), save=False)
+        event.evidence.save(
+            f"{session.public_id.hex}-{event.public_id.hex}.jpg", ContentFile(evidence_jpeg), save=False
+        )
     event.save()
     return event
 
 
 def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def events_apply(*, session: ExamSession, actions: Iterable[EventAction], evidence_jpeg: bytes | None) -> list[Event]:
+def events_apply(
+    *, session: ExamSession, actions: Iterable[EventAction], evidence_jpeg: bytes | None
+) -> list[Event]:
     """Persist debounced event actions. A persisting condition is one event whose end moves forward."""
     changed: list[Event] = []
     for action in actions:
@@ -441,7 +472,9 @@ def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event |
         event: Event | None = None
         if signal == "copy_paste":
             recent = (
-                session.events.filter(key=signal, ended_at__gte=now - timedelta(seconds=COPY_PASTE_MERGE_SECONDS))
+                session.events.filter(
+                    key=signal, ended_at__gte=now - timedelta(seconds=COPY_PASTE_MERGE_SECONDS)
+                )
                 .order_by("-ended_at")
                 .first()
             )
@@ -453,8 +486,17 @@ def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event |
             else:
                 event = event_record_instant(session=session, event_type=signal, at=now, details={"count": 1})
         elif active and current is None:
-            event = _event_new(session, event_type=signal, key=signal, started=now, ended=now, is_open=True,
-                               confidence=1.0, details={}, evidence_jpeg=None)
+            event = _event_new(
+                session,
+                event_type=signal,
+                key=signal,
+                started=now,
+                ended=now,
+                is_open=True,
+                confidence=1.0,
+                details={},
+                evidence_jpeg=None,
+            )
         elif not active and current is not None:
             current.ended_at = now
             current.is_open = False
@@ -485,7 +527,9 @@ def connection_open(*, session: ExamSession, channel_name: str) -> bool:
                     details={"note": "a second tab or device opened this exam link and was refused"},
                 )
             )
-            audit_record(action="duplicate_session_refused", actor_label=_candidate_label(session), session=session)
+            audit_record(
+                action="duplicate_session_refused", actor_label=_candidate_label(session), session=session
+            )
             ok = False
         else:
             session.connection_channel = channel_name
@@ -503,7 +547,9 @@ def connection_open(*, session: ExamSession, channel_name: str) -> bool:
 
 
 def connection_seen(*, session: ExamSession, channel_name: str) -> None:
-    ExamSession.objects.filter(pk=session.pk, connection_channel=channel_name).update(last_seen_at=timezone.now())
+    ExamSession.objects.filter(pk=session.pk, connection_channel=channel_name).update(
+        last_seen_at=timezone.now()
+    )
 
 
 def connection_close(*, session: ExamSession, channel_name: str) -> None:
@@ -518,8 +564,17 @@ def connection_close(*, session: ExamSession, channel_name: str) -> None:
         session.save(update_fields=["connection_channel"])
         if session.is_live and not session.events.filter(key="connection_lost", is_open=True).exists():
             events.append(
-                _event_new(session, event_type="connection_lost", key="connection_lost", started=now, ended=now,
-                           is_open=True, confidence=1.0, details={}, evidence_jpeg=None)
+                _event_new(
+                    session,
+                    event_type="connection_lost",
+                    key="connection_lost",
+                    started=now,
+                    ended=now,
+                    is_open=True,
+                    confidence=1.0,
+                    details={},
+                    evidence_jpeg=None,
+                )
             )
     live.session_changed(session, events=events)
 
@@ -565,8 +620,13 @@ def proctor_act(*, session: ExamSession, actor, action: str, text: str = "") -> 
         audit_record(action=f"proctor_{action}", actor=actor, session=session, details={"text": text})
         message = None
         if action in ("warn", "message"):
-            message = Message.objects.create(session=session, sender=Message.Sender.PROCTOR, kind=action,
-                                             author=actor, text=text or DEFAULT_WARNING)
+            message = Message.objects.create(
+                session=session,
+                sender=Message.Sender.PROCTOR,
+                kind=action,
+                author=actor,
+                text=text or DEFAULT_WARNING,
+            )
     payload: dict[str, Any] = {"type": action, "text": message.text if message else text, "from": "proctor"}
     if action == "end":
         payload = {"type": "ended", "state": session.state, "text": text or "A proctor ended your exam."}
@@ -600,7 +660,9 @@ def event_review(*, event: Event, reviewer, decision: str, note: str = "") -> Ev
         event = Event.objects.select_for_update().select_related("session").get(pk=event.pk)
         event.review_status = Event.Review.CONFIRMED if decision == "confirm" else Event.Review.DISMISSED
         event.save(update_fields=["review_status"])
-        ReviewDecision.objects.create(session=event.session, event=event, reviewer=reviewer, decision=decision, note=note)
+        ReviewDecision.objects.create(
+            session=event.session, event=event, reviewer=reviewer, decision=decision, note=note
+        )
         audit_record(
             action=f"event_{decision}",
             actor=reviewer,
@@ -632,7 +694,9 @@ def session_review(*, session: ExamSession, reviewer, outcome: str, note: str = 
             result = session.state
         else:
             votes = set(
-                session.decisions.filter(event=None, decision="violation").values_list("reviewer_id", flat=True)
+                session.decisions.filter(event=None, decision="violation").values_list(
+                    "reviewer_id", flat=True
+                )
             )
             if len(votes) >= 2:
                 session.mark_violation(now=now)
@@ -640,13 +704,20 @@ def session_review(*, session: ExamSession, reviewer, outcome: str, note: str = 
                 result = session.state
             else:
                 result = "awaiting_second_reviewer"
-        audit_record(action=f"session_{outcome}", actor=reviewer, session=session, details={"note": note, "result": result})
+        audit_record(
+            action=f"session_{outcome}",
+            actor=reviewer,
+            session=session,
+            details={"note": note, "result": result},
+        )
     return result
 
 
 def session_violation_votes(session: ExamSession) -> list[str]:
     return list(
-        session.decisions.filter(event=None, decision="violation").values_list("reviewer__username", flat=True)
+        session.decisions.filter(event=None, decision="violation").values_list(
+            "reviewer__username", flat=True
+        )
     )
 
 
@@ -661,7 +732,9 @@ def exams_purge_expired(*, now: datetime | None = None, progress=None) -> dict[s
     """
     now = now or timezone.now()
     totals = {"exams": 0, "evidence_files": 0, "reference_photos": 0}
-    due = [e for e in Exam.objects.filter(purged_at__isnull=True, closes_at__lt=now) if e.purge_after() <= now]
+    due = [
+        e for e in Exam.objects.filter(purged_at__isnull=True, closes_at__lt=now) if e.purge_after() <= now
+    ]
     for exam in due:
         events = Event.objects.filter(session__candidate__exam=exam).exclude(evidence="")
         total = events.count()

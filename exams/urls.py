@@ -13,7 +13,9 @@ urlpatterns = [
     path("proctor/", proctor.proctor_index, name="proctor_index"),
     path("proctor/exams/<uuid:code>/live", proctor.proctor_live, name="proctor_live"),
     path("proctor/sessions/<uuid:public_id>/", proctor.proctor_session, name="proctor_session"),
-    path("proctor/sessions/<uuid:public_id>/thumbnail.jpg", proctor.proctor_thumbnail, name="proctor_thumbnail"),
+    path(
+        "proctor/sessions/<uuid:public_id>/thumbnail.jpg", proctor.proctor_thumbnail, name="proctor_thumbnail"
+    ),
     path("proctor/sessions/<uuid:public_id>/action", proctor.proctor_action, name="proctor_action"),
     path("review/", review.review_index, name="review_index"),
     path("review/exams/<uuid:code>", review.review_exam, name="review_exam"),

@@ -147,9 +147,12 @@ def registrar(db, django_user_model):
     user = _user(django_user_model, "registrar", None)
     user.is_staff = True
     user.save(update_fields=["is_staff"])
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="exams", codename__in=["view_exam", "change_exam", "add_candidate", "view_candidate",
-                                                       "change_candidate"]))
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="exams",
+            codename__in=["view_exam", "change_exam", "add_candidate", "view_candidate", "change_candidate"],
+        )
+    )
     return user
 
 
@@ -166,7 +169,9 @@ def exam(db, proctor):
     from exams.models import Exam
 
     now = timezone.now()
-    exam = Exam.objects.create(title="Algebra final", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3))
+    exam = Exam.objects.create(
+        title="Algebra final", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3)
+    )
     exam.proctors.add(proctor)
     return exam
 
@@ -178,7 +183,9 @@ def other_exam(db, other_proctor):
     from exams.models import Exam
 
     now = timezone.now()
-    exam = Exam.objects.create(title="History midterm", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3))
+    exam = Exam.objects.create(
+        title="History midterm", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3)
+    )
     exam.proctors.add(other_proctor)
     return exam
 
@@ -186,7 +193,9 @@ def other_exam(db, other_proctor):
 def _candidate(exam, name: str, email: str, encodings=None):
     from exams.models import Candidate, ExamSession
 
-    candidate = Candidate.objects.create(exam=exam, name=name, email=email, reference_encodings=encodings or [])
+    candidate = Candidate.objects.create(
+        exam=exam, name=name, email=email, reference_encodings=encodings or []
+    )
     ExamSession.objects.create(candidate=candidate)
     return candidate
 
@@ -255,8 +264,23 @@ def celery_worker_process(transactional_db, tmp_path):
 
     log = tmp_path / "worker.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "proctor", "worker", "--pool=solo", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", f"test-{os.getpid()}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "proctor",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
         env=service_env(),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -149,7 +149,10 @@ def _prohibited(
     detections: tuple[DetectedObject, ...], config: CheckConfig, candidate: Box | None
 ) -> tuple[DetectedObject, ...]:
     return prohibited_objects(
-        detections, labels=config.prohibited_labels, min_score=config.object_min_score, candidate_face=candidate
+        detections,
+        labels=config.prohibited_labels,
+        min_score=config.object_min_score,
+        candidate_face=candidate,
     )
 
 
@@ -184,8 +187,12 @@ def scene_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     best: np.ndarray | None = None
     best_error = float("inf")
     for dx, dy in _SHIFTS:
-        shifted = a if dx == dy == 0.0 else cv2.warpAffine(
-            a, np.float32([[1, 0, dx], [0, 1, dy]]), SIG_SIZE, borderMode=cv2.BORDER_REPLICATE
+        shifted = (
+            a
+            if dx == dy == 0.0
+            else cv2.warpAffine(
+                a, np.float32([[1, 0, dx], [0, 1, dy]]), SIG_SIZE, borderMode=cv2.BORDER_REPLICATE
+            )
         )
         diff = (b - shifted)[1:-1, 1:-1]
         diff = np.abs(diff - float(np.median(diff)))
@@ -250,7 +257,9 @@ def _carried(state: dict[str, Any]) -> dict[str, Any]:
         "faces": int(state.get("faces", 0)) if isinstance(state.get("faces"), int) else 0,
         "boxes": boxes,
         "distance": float(identity) if isinstance(identity, (int, float)) else None,
-        "pose": HeadPose(float(pose[0]), float(pose[1])) if isinstance(pose, list) and len(pose) == 2 else None,
+        "pose": HeadPose(float(pose[0]), float(pose[1]))
+        if isinstance(pose, list) and len(pose) == 2
+        else None,
         "detections": tuple(objects),
         "candidate": _box(state.get("candidate")),
     }
@@ -272,7 +281,10 @@ def _nearest(faces: Sequence[Face], box: Box | None) -> Face | None:
     if box is None:
         return faces[0]
     cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-    return min(faces, key=lambda f: abs((f.box.left + f.box.right) / 2 - cx) + abs((f.box.top + f.box.bottom) / 2 - cy))
+    return min(
+        faces,
+        key=lambda f: abs((f.box.left + f.box.right) / 2 - cx) + abs((f.box.top + f.box.bottom) / 2 - cy),
+    )
 
 
 def analyse_stream(
@@ -383,7 +395,9 @@ def analyse_stream(
     identity = None
     if config.is_enabled("identity") and distance is not None and face_count:
         identity = IdentityResult(
-            distance=distance, threshold=config.identity_threshold, match=distance <= config.identity_threshold
+            distance=distance,
+            threshold=config.identity_threshold,
+            match=distance <= config.identity_threshold,
         )
     analysis = FrameAnalysis(
         faces=face_count,

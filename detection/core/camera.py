@@ -53,7 +53,9 @@ def camera_state(image: np.ndarray, *, thumb: np.ndarray | None = None) -> Camer
         reason = "flat"
     elif blur < COVERED_BLUR:
         reason = "covered"
-    return CameraState(blocked=bool(reason), reason=reason, brightness=round(brightness, 2), blur=round(blur, 2))
+    return CameraState(
+        blocked=bool(reason), reason=reason, brightness=round(brightness, 2), blur=round(blur, 2)
+    )
 
 
 def frame_digest(thumb: np.ndarray) -> str:

@@ -36,7 +36,7 @@ class CheckConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "CheckConfig":
+    def from_dict(cls, data: dict[str, Any] | None) -> CheckConfig:
         """Build from stored JSON, ignoring unknown keys and refusing bad values."""
         data = dict(data or {})
         known = {f.name for f in fields(cls)}

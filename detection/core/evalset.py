@@ -49,8 +49,12 @@ def _read(photos: Path, name: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _webcam(image: np.ndarray, face: tuple[int, int, int, int], size: tuple[int, int] = FRAME) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Crop to the frame's aspect around the face, scale to ``size``; returns the frame and the face box in it."""
+def _webcam(
+    image: np.ndarray, face: tuple[int, int, int, int], size: tuple[int, int] = FRAME
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Crop to the frame's aspect around the face and scale to ``size``.
+
+    Returns the frame and the face box in it."""
     height, width = image.shape[:2]
     top, right, bottom, left = face
     target = size[0] / size[1]
@@ -63,7 +67,12 @@ def _webcam(image: np.ndarray, face: tuple[int, int, int, int], size: tuple[int,
     y0 = int(min(max(0, cy - crop_h / 2), height - crop_h))
     scale = size[0] / crop_w
     frame = cv2.resize(image[y0 : y0 + crop_h, x0 : x0 + crop_w], size, interpolation=cv2.INTER_AREA)
-    box = (round((top - y0) * scale), round((right - x0) * scale), round((bottom - y0) * scale), round((left - x0) * scale))
+    box = (
+        round((top - y0) * scale),
+        round((right - x0) * scale),
+        round((bottom - y0) * scale),
+        round((left - x0) * scale),
+    )
     return frame, box
 
 
@@ -110,12 +119,18 @@ def _glasses(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     y0, y1 = top + int(h * 0.28), top + int(h * 0.45)
     cv2.rectangle(out, (left + int(w * 0.12), y0), (left + int(w * 0.45), y1), (25, 25, 25), -1)
     cv2.rectangle(out, (left + int(w * 0.55), y0), (left + int(w * 0.88), y1), (25, 25, 25), -1)
-    cv2.line(out, (left + int(w * 0.45), (y0 + y1) // 2), (left + int(w * 0.55), (y0 + y1) // 2), (25, 25, 25), 3)
+    cv2.line(
+        out, (left + int(w * 0.45), (y0 + y1) // 2), (left + int(w * 0.55), (y0 + y1) // 2), (25, 25, 25), 3
+    )
     return out
 
 
 def _small(
-    image: np.ndarray, box: tuple[int, int, int, int], face_px: int, background: np.ndarray, x: int | None = None
+    image: np.ndarray,
+    box: tuple[int, int, int, int],
+    face_px: int,
+    background: np.ndarray,
+    x: int | None = None,
 ) -> np.ndarray:
     """The person scaled so the face is ``face_px`` wide, on a background frame."""
     top, right, bottom, left = box
@@ -171,7 +186,12 @@ def generate(photos: Path) -> list[Item]:
         items.append(Item(f"{stem}-dark.jpg", dark, 1, person, "", 1, name))
 
     # Two people: every pair of different sitters, side by side.
-    pairs = [("obama.jpg", "biden.jpg"), ("biden.jpg", "obama2.jpg"), ("astronaut.png", "obama3.jpg"), ("biden.jpg", "astronaut.png")]
+    pairs = [
+        ("obama.jpg", "biden.jpg"),
+        ("biden.jpg", "obama2.jpg"),
+        ("astronaut.png", "obama3.jpg"),
+        ("biden.jpg", "astronaut.png"),
+    ]
     half = (FRAME[0] // 2, FRAME[1])
     for left_name, right_name in pairs:
         left, _ = _webcam(originals[left_name], PHOTOS[left_name][1], half)
@@ -188,7 +208,9 @@ def generate(photos: Path) -> list[Item]:
     items.append(Item("empty-room.jpg", room, 0, "", "", 0, "obama.jpg"))
     items.append(Item("empty-room-dim.jpg", (room * 0.5).astype(np.uint8), 0, "", "", 0, "obama.jpg"))
     for level in (0, 12, 128, 240):
-        flat = np.clip(np.full((480, 640, 3), float(level)) + rng.normal(0, 2, (480, 640, 3)), 0, 255).astype(np.uint8)
+        flat = np.clip(np.full((480, 640, 3), float(level)) + rng.normal(0, 2, (480, 640, 3)), 0, 255).astype(
+            np.uint8
+        )
         items.append(Item(f"blocked-flat-{level}.jpg", flat, 0, "", "", 1, ""))
     ys, xs = np.mgrid[0:480, 0:640]
     glow = np.exp(-((xs - 320) ** 2 + (ys - 240) ** 2) / (2 * 250.0**2))[..., None]
@@ -210,7 +232,9 @@ def make_evalset(photos: Path, out: Path) -> int:
         for item in items:
             if not cv2.imwrite(str(out / item.file), item.image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
                 raise OSError(f"could not write {out / item.file}")
-            writer.writerow([item.file, item.faces, item.identity_of, item.objects, item.blocked, item.source])
+            writer.writerow(
+                [item.file, item.faces, item.identity_of, item.objects, item.blocked, item.source]
+            )
     for person, name in REFERENCES.items():
         (out / "references" / f"{person}{Path(name).suffix}").write_bytes((photos / name).read_bytes())
     return len(items)
@@ -269,7 +293,12 @@ def evaluate(directory: Path, thresholds: Sequence[float] | None = None) -> dict
         labels = set(filter(None, row["objects"].split(";")))
         found = {o.label for o in analysis.objects}
         _count(counts["person"], "person" in labels, "person" in found)
-        record = {"file": row["file"], "faces": analysis.faces, "blocked": predicted_blocked, "objects": sorted(found)}
+        record = {
+            "file": row["file"],
+            "faces": analysis.faces,
+            "blocked": predicted_blocked,
+            "objects": sorted(found),
+        }
         if not blocked:
             confusion[(_bucket(truth_faces), _bucket(analysis.faces))] += 1
             _count(counts["no_face"], truth_faces == 0, analysis.faces == 0 and not predicted_blocked)

@@ -69,7 +69,7 @@ def detect_faces(
     rects, scores, _ = face_api().face_detector.run(small, upsample, min(min_score, 0.0))
     height, width = image.shape[:2]
     faces = []
-    for rect, score in zip(rects, scores):
+    for rect, score in zip(rects, scores, strict=True):
         if score < min_score:
             continue
         box = Box(
@@ -118,7 +118,10 @@ def face_chip(image: np.ndarray, box: Box, *, width: int = ENCODE_FACE_WIDTH) ->
         size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         inner = Box(
-            round(inner.top * scale), round(inner.right * scale), round(inner.bottom * scale), round(inner.left * scale)
+            round(inner.top * scale),
+            round(inner.right * scale),
+            round(inner.bottom * scale),
+            round(inner.left * scale),
         )
     return np.ascontiguousarray(crop), inner
 
@@ -152,7 +155,9 @@ def _reference_matrix(references: Sequence[np.ndarray]) -> np.ndarray:
     return refs
 
 
-def identity_of(image: np.ndarray, face: Face, references: Sequence[np.ndarray], threshold: float) -> IdentityResult:
+def identity_of(
+    image: np.ndarray, face: Face, references: Sequence[np.ndarray], threshold: float
+) -> IdentityResult:
     distance = face_distance(encode_face(image, face.box), references)
     return IdentityResult(distance=round(distance, 4), threshold=threshold, match=distance <= threshold)
 
@@ -171,7 +176,9 @@ def encode_reference(image: np.ndarray) -> np.ndarray:
     return encode_face(image, faces[0].box)
 
 
-def verify_identity(image: np.ndarray, references: Sequence[np.ndarray], *, threshold: float) -> IdentityResult:
+def verify_identity(
+    image: np.ndarray, references: Sequence[np.ndarray], *, threshold: float
+) -> IdentityResult:
     """Whether the one face in ``image`` is the person of ``references``.
 
     Raises ``FaceCountError`` when the image does not show exactly one face.

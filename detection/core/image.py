@@ -86,9 +86,7 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise InvalidImage(f"image declares an empty size {width}x{height}")
     if width * height > max_pixels:
-        raise InvalidImage(
-            f"image is {width}x{height} pixels; at most {max_pixels} pixels are accepted"
-        )
+        raise InvalidImage(f"image is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

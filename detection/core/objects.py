@@ -20,7 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .types import Box, DetectedObject, DetectionError
+from .types import Box, DetectedObject
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ def read_labels(path: Path) -> dict[int, str]:
 class TFLiteSSD:
     """An SSD with TFLite's detection post-processing (boxes, classes, scores, count)."""
 
-    def __init__(self, model: Path, labels: Path, *, model_sha256: str | None, labels_sha256: str | None) -> None:
+    def __init__(
+        self, model: Path, labels: Path, *, model_sha256: str | None, labels_sha256: str | None
+    ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.model_path = verified(model, model_sha256)
@@ -92,7 +94,9 @@ class TFLiteSSD:
         self._interpreter.allocate_tensors()
         (inp,) = self._interpreter.get_input_details()
         if inp["dtype"] != np.uint8 or len(inp["shape"]) != 4 or inp["shape"][3] != 3:
-            raise ModelFileError(f"{model}: expected a uint8 NHWC RGB input, got {inp['dtype']} {inp['shape']}")
+            raise ModelFileError(
+                f"{model}: expected a uint8 NHWC RGB input, got {inp['dtype']} {inp['shape']}"
+            )
         self._input = inp["index"]
         self.size = (int(inp["shape"][2]), int(inp["shape"][1]))
         outputs = self._interpreter.get_output_details()
@@ -120,7 +124,10 @@ class TFLiteSSD:
                 continue
             ymin, xmin, ymax, xmax = np.clip(boxes[0, i], 0.0, 1.0)
             box = Box(
-                top=round(ymin * height), right=round(xmax * width), bottom=round(ymax * height), left=round(xmin * width)
+                top=round(ymin * height),
+                right=round(xmax * width),
+                bottom=round(ymax * height),
+                left=round(xmin * width),
             )
             found.append(DetectedObject(label=label, score=round(score, 4), box=box))
         found.sort(key=lambda o: o.score, reverse=True)
@@ -186,7 +193,10 @@ def prohibited_objects(
         return tuple(kept)
     centre = None
     if candidate_face is not None:
-        centre = ((candidate_face.left + candidate_face.right) / 2, (candidate_face.top + candidate_face.bottom) / 2)
+        centre = (
+            (candidate_face.left + candidate_face.right) / 2,
+            (candidate_face.top + candidate_face.bottom) / 2,
+        )
         own = [p for p in people if _centre_in(centre, p.box)]
     else:
         own = people

@@ -60,7 +60,11 @@ def pose_from_points(points: np.ndarray, image_size: tuple[int, int]) -> HeadPos
     focal = float(width)
     camera = np.array([[focal, 0, width / 2.0], [0, focal, height / 2.0], [0, 0, 1]], dtype=np.float64)
     ok, rvec, _ = cv2.solvePnP(
-        MODEL_POINTS, np.ascontiguousarray(points, dtype=np.float64), camera, None, flags=cv2.SOLVEPNP_ITERATIVE
+        MODEL_POINTS,
+        np.ascontiguousarray(points, dtype=np.float64),
+        camera,
+        None,
+        flags=cv2.SOLVEPNP_ITERATIVE,
     )
     if not ok or not np.all(np.isfinite(rvec)):
         return None

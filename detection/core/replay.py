@@ -121,7 +121,9 @@ def scripted_stream(
         episode = episode_at(t, episodes)
         picture = pictures[episode]
         frame = picture if episode == "camera_covered" else jitter(picture, rng)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80]
+        )
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         yield ReplayFrame(t=t, episode=episode, jpeg=data.tobytes())

@@ -108,7 +108,9 @@ def conditions_from(analysis: FrameAnalysis, config: CheckConfig) -> list[Condit
             found.append(Condition("multiple_faces", "multiple_faces", 1.0, {"faces": analysis.faces}))
     identity = analysis.identity
     if config.is_enabled("identity") and identity is not None and not identity.match and analysis.faces >= 1:
-        confidence = min(1.0, max(0.0, (identity.distance - identity.threshold) / max(identity.threshold, 1e-6) + 0.5))
+        confidence = min(
+            1.0, max(0.0, (identity.distance - identity.threshold) / max(identity.threshold, 1e-6) + 0.5)
+        )
         found.append(
             Condition(
                 "identity_mismatch",
@@ -142,7 +144,9 @@ def conditions_from(analysis: FrameAnalysis, config: CheckConfig) -> list[Condit
             best.pop("person", None)
         for label, score in sorted(best.items()):
             found.append(
-                Condition("prohibited_object", f"prohibited_object:{label}", round(score, 3), {"label": label})
+                Condition(
+                    "prohibited_object", f"prohibited_object:{label}", round(score, 3), {"label": label}
+                )
             )
     return found
 
@@ -189,7 +193,9 @@ def debounce(
         if now - first_seen + interval >= _min_seconds(cond.type, config):
             del pending[key]
             opened[key] = [first_seen, now]
-            actions.append(EventAction("open", key, cond.type, first_seen, now, cond.confidence, cond.details))
+            actions.append(
+                EventAction("open", key, cond.type, first_seen, now, cond.confidence, cond.details)
+            )
 
     for key in list(opened):
         if key in present:

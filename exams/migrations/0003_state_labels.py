@@ -4,15 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exams', '0002_roles'),
+        ("exams", "0002_roles"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='examsession',
-            name='state',
-            field=models.CharField(choices=[('invited', 'Invited'), ('consented', 'Consented'), ('verified', 'Verified'), ('in_progress', 'In progress'), ('submitted', 'Submitted'), ('terminated', 'Terminated'), ('cleared', 'Cleared'), ('violation', 'Violation')], default='invited', max_length=20),
+            model_name="examsession",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("invited", "Invited"),
+                    ("consented", "Consented"),
+                    ("verified", "Verified"),
+                    ("in_progress", "In progress"),
+                    ("submitted", "Submitted"),
+                    ("terminated", "Terminated"),
+                    ("cleared", "Cleared"),
+                    ("violation", "Violation"),
+                ],
+                default="invited",
+                max_length=20,
+            ),
         ),
     ]

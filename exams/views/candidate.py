@@ -24,7 +24,9 @@ def candidate_view(view):
         try:
             candidate = get_candidate_for_token(token)
         except TokenRefused as exc:
-            services.audit_record(action="link_refused", actor_label="anonymous", details={"reason": exc.code})
+            services.audit_record(
+                action="link_refused", actor_label="anonymous", details={"reason": exc.code}
+            )
             status = 410 if exc.code == "expired_token" else 404
             if request.headers.get("Accept", "").startswith("application/json"):
                 return JsonResponse({"error": exc.code, "message": exc.reason}, status=status)
@@ -56,8 +58,12 @@ def take_consent(request: HttpRequest, session: ExamSession) -> HttpResponse:
             return render(
                 request,
                 "take/consent.html",
-                {"session": session, "exam": exam, "error": "Tick the box to agree before you continue.",
-                 "policy_version": settings.CONSENT_POLICY_VERSION},
+                {
+                    "session": session,
+                    "exam": exam,
+                    "error": "Tick the box to agree before you continue.",
+                    "policy_version": settings.CONSENT_POLICY_VERSION,
+                },
                 status=400,
             )
         services.session_consent(session=session, version=settings.CONSENT_POLICY_VERSION)
@@ -65,8 +71,12 @@ def take_consent(request: HttpRequest, session: ExamSession) -> HttpResponse:
     return render(
         request,
         "take/consent.html",
-        {"session": session, "exam": exam, "policy_version": settings.CONSENT_POLICY_VERSION,
-         "not_open": not exam.is_open()},
+        {
+            "session": session,
+            "exam": exam,
+            "policy_version": settings.CONSENT_POLICY_VERSION,
+            "not_open": not exam.is_open(),
+        },
     )
 
 
@@ -77,7 +87,11 @@ def take_verify(request: HttpRequest, session: ExamSession) -> HttpResponse:
     return render(
         request,
         "take/verify.html",
-        {"session": session, "exam": session.exam, "has_reference": bool(session.candidate.reference_encodings)},
+        {
+            "session": session,
+            "exam": session.exam,
+            "has_reference": bool(session.candidate.reference_encodings),
+        },
     )
 
 
@@ -85,14 +99,19 @@ def take_verify(request: HttpRequest, session: ExamSession) -> HttpResponse:
 @candidate_view
 def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonResponse:
     if session.state != State.CONSENTED:
-        return JsonResponse({"error": "wrong_state", "message": "Verification is already done.", "state": session.state}, status=409)
+        return JsonResponse(
+            {"error": "wrong_state", "message": "Verification is already done.", "state": session.state},
+            status=409,
+        )
     body = request.body
     if not body:
         return JsonResponse({"error": "empty", "message": "No photo was sent."}, status=400)
     if len(body) > settings.FRAME_MAX_BYTES:
         return JsonResponse({"error": "too_large", "message": "The photo is too large."}, status=413)
     if not (body[:3] == b"\xff\xd8\xff" or body[:8] == b"\x89PNG\r\n\x1a\n"):
-        return JsonResponse({"error": "not_an_image", "message": "The photo must be a JPEG or PNG image."}, status=415)
+        return JsonResponse(
+            {"error": "not_an_image", "message": "The photo must be a JPEG or PNG image."}, status=415
+        )
     services.verification_submit(session=session, jpeg=body)
     return JsonResponse({"status": "pending", "message": "Checking your photo…"}, status=202)
 
@@ -116,8 +135,9 @@ def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
         session = services.session_start(session=session)
     if session.state != State.IN_PROGRESS:
         return redirect(_next_step(session), token=session.candidate.token)
-    return render(request, "take/exam.html", {"session": session, "exam": session.exam,
-                                              "chat": session.messages.all()})
+    return render(
+        request, "take/exam.html", {"session": session, "exam": session.exam, "chat": session.messages.all()}
+    )
 
 
 @require_POST

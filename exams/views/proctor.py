@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +14,6 @@ from detection.dispatch import thumbnail_key
 from exams import services
 from exams.access import exams_for_proctor, get_exam_for_proctor, get_session_for_proctor, is_proctor
 from exams.models import ExamSession, IllegalTransition
-from django.core.exceptions import PermissionDenied
 
 
 @login_required
@@ -36,8 +36,13 @@ def proctor_session(request: HttpRequest, public_id) -> HttpResponse:
     return render(
         request,
         "proctor/session.html",
-        {"session": session, "exam": session.exam, "events": session.events.all(), "actions": services.PROCTOR_ACTIONS,
-         "chat": session.messages.select_related("author", "session__candidate")},
+        {
+            "session": session,
+            "exam": session.exam,
+            "events": session.events.all(),
+            "actions": services.PROCTOR_ACTIONS,
+            "chat": session.messages.select_related("author", "session__candidate"),
+        },
     )
 
 
@@ -58,7 +63,9 @@ def proctor_action(request: HttpRequest, public_id) -> HttpResponse:
     session = get_session_for_proctor(request.user, public_id)
     action = request.POST.get("action", "")
     try:
-        services.proctor_act(session=session, actor=request.user, action=action, text=request.POST.get("text", ""))
+        services.proctor_act(
+            session=session, actor=request.user, action=action, text=request.POST.get("text", "")
+        )
     except (ValueError, IllegalTransition) as exc:
         messages.error(request, str(exc))
     else:

@@ -65,8 +65,12 @@ def review_event(request: HttpRequest, public_id) -> HttpResponse:
     if not is_reviewer(request.user):
         raise PermissionDenied("reviewers only")
     try:
-        services.event_review(event=event, reviewer=request.user, decision=request.POST.get("decision", ""),
-                              note=request.POST.get("note", "")[:1000])
+        services.event_review(
+            event=event,
+            reviewer=request.user,
+            decision=request.POST.get("decision", ""),
+            note=request.POST.get("note", "")[:1000],
+        )
     except ValueError as exc:
         messages.error(request, str(exc))
     return redirect(f"/review/sessions/{event.session.public_id}/#event-{event.public_id}")
@@ -77,13 +81,19 @@ def review_event(request: HttpRequest, public_id) -> HttpResponse:
 def review_decide(request: HttpRequest, public_id) -> HttpResponse:
     session = get_session_for_reviewer(request.user, public_id)
     try:
-        result = services.session_review(session=session, reviewer=request.user,
-                                         outcome=request.POST.get("outcome", ""), note=request.POST.get("note", "")[:1000])
+        result = services.session_review(
+            session=session,
+            reviewer=request.user,
+            outcome=request.POST.get("outcome", ""),
+            note=request.POST.get("note", "")[:1000],
+        )
     except (ValueError, IllegalTransition) as exc:
         messages.error(request, str(exc))
     else:
         if result == "awaiting_second_reviewer":
-            messages.info(request, "Violation proposed. A second reviewer must confirm it before it is final.")
+            messages.info(
+                request, "Violation proposed. A second reviewer must confirm it before it is final."
+            )
         else:
             messages.success(request, f"Session is now {result}.")
     return redirect("review_session", public_id=session.public_id)

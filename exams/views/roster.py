@@ -32,9 +32,14 @@ def _exam_for_importer(request: HttpRequest, exam_id) -> Exam:
 
 def roster_page(request: HttpRequest, exam_id, admin_context: dict) -> HttpResponse:
     exam = _exam_for_importer(request, exam_id)
-    context = {**admin_context, "exam": exam, "title": f"Import roster: {exam.title}",
-               "max_photo_mb": MAX_PHOTO_BYTES // (1024 * 1024), "max_photo_bytes": MAX_PHOTO_BYTES,
-               "candidates": exam.candidates.count()}
+    context = {
+        **admin_context,
+        "exam": exam,
+        "title": f"Import roster: {exam.title}",
+        "max_photo_mb": MAX_PHOTO_BYTES // (1024 * 1024),
+        "max_photo_bytes": MAX_PHOTO_BYTES,
+        "candidates": exam.candidates.count(),
+    }
     return render(request, "admin/exams/exam/roster_import.html", context)
 
 
@@ -50,7 +55,9 @@ def roster_parse(request: HttpRequest, exam_id) -> JsonResponse:
     try:
         rows = services.roster_rows(upload.read().decode("utf-8-sig"))
     except UnicodeDecodeError:
-        return JsonResponse({"error": "the CSV is not UTF-8 text; save it as 'CSV UTF-8' and try again"}, status=400)
+        return JsonResponse(
+            {"error": "the CSV is not UTF-8 text; save it as 'CSV UTF-8' and try again"}, status=400
+        )
     except ValueError as exc:
         return JsonResponse({"error": f"{exc} (the columns are name,email,photo)"}, status=400)
     if not rows:
@@ -71,15 +78,22 @@ def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
         photo_bytes = b""
         if photo is not None:
             if photo.size > MAX_PHOTO_BYTES:
-                raise services.RosterError(f"photo {photo.name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+                raise services.RosterError(
+                    f"photo {photo.name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB"
+                )
             photo_bytes = photo.read()
-        candidate = services.candidate_add(exam=exam, name=name, email=email,
-                                           photo_name=photo.name if photo else "", photo_bytes=photo_bytes)
+        candidate = services.candidate_add(
+            exam=exam, name=name, email=email, photo_name=photo.name if photo else "", photo_bytes=photo_bytes
+        )
     except services.RosterError as exc:
         result["error"] = str(exc)
     else:
         result["link"] = request.build_absolute_uri(candidate.link_path())
         result["photo"] = bool(candidate.reference_encodings)
-    services.audit_record(action="roster_row_import", actor=request.user, exam=exam,
-                          details={"email": email, "error": result["error"]})
+    services.audit_record(
+        action="roster_row_import",
+        actor=request.user,
+        exam=exam,
+        details={"email": email, "error": result["error"]},
+    )
     return JsonResponse(result)

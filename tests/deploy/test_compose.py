@@ -46,8 +46,9 @@ def _named_volumes(service: dict) -> dict[str, str]:
     """Mount target by named volume (bind mounts start with . or /)."""
     named = {}
     for volume in service.get("volumes", []):
-        source, target = (volume.split(":")[:2] if isinstance(volume, str)
-                          else (volume["source"], volume["target"]))
+        source, target = (
+            volume.split(":")[:2] if isinstance(volume, str) else (volume["source"], volume["target"])
+        )
         if not source.startswith((".", "/", "~")):
             named[source] = target
     return named
@@ -153,6 +154,9 @@ def test_it_passes_docker_compose_config() -> None:
     env = {**os.environ, "SECRET_KEY": "test", "POSTGRES_PASSWORD": "test"}
     result = subprocess.run(
         ["docker", "compose", "-f", "docker-compose.yml", "config", "-q"],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr

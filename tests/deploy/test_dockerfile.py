@@ -42,7 +42,7 @@ def _pip_installs(commands: list[str]) -> list[list[str]]:
         words = shlex.split(command)
         for i, word in enumerate(words[:-1]):
             if word.endswith("pip") and words[i + 1] == "install":
-                installs.append([w for w in words[i + 1:] if w != "--no-cache-dir"])
+                installs.append([w for w in words[i + 1 :] if w != "--no-cache-dir"])
                 break
     return installs
 
@@ -58,7 +58,11 @@ def _dockerfile_pip_installs() -> list[list[str]]:
 
 def _makefile_pip_installs() -> list[list[str]]:
     dry_run = subprocess.run(
-        ["make", "-n", "-B", "install"], cwd=REPO, capture_output=True, text=True, check=True,
+        ["make", "-n", "-B", "install"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return _pip_installs(dry_run.stdout.splitlines())
 
@@ -86,8 +90,9 @@ def test_it_copies_what_requirements_txt_refers_to_before_installing() -> None:
         if line.startswith("./"):
             local.append(str(Path(line) / "pyproject.toml"))
     for path in local:
-        assert any(Path(path) == Path(src) or Path(src) in Path(path).parents
-                   for src in copied_before_install), f"{path} not copied before pip install"
+        assert any(
+            Path(path) == Path(src) or Path(src) in Path(path).parents for src in copied_before_install
+        ), f"{path} not copied before pip install"
 
 
 def test_it_is_multi_stage_and_copies_the_venv() -> None:
@@ -115,8 +120,11 @@ def test_it_collects_static_and_serves_on_8000() -> None:
 def _ignored(path: str, patterns: list[str]) -> bool:
     parts = Path(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) or fnmatch.fnmatch(prefix, pattern)
-               for pattern in patterns for prefix in prefixes)
+    return any(
+        fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) or fnmatch.fnmatch(prefix, pattern)
+        for pattern in patterns
+        for prefix in prefixes
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +135,33 @@ def dockerignore() -> list[str]:
     return patterns
 
 
-@pytest.mark.parametrize("path", [
-    "manage.py", "proctor/settings.py", "exams/models.py", "detection/core/types.py",
-    "detection/weights/model.tflite", "static/app.js", "requirements.txt",
-    "packaging/dlib/pyproject.toml",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "manage.py",
+        "proctor/settings.py",
+        "exams/models.py",
+        "detection/core/types.py",
+        "detection/weights/model.tflite",
+        "static/app.js",
+        "requirements.txt",
+        "packaging/dlib/pyproject.toml",
+    ],
+)
 def test_it_sends_the_app_to_the_build(path: str, dockerignore: list[str]) -> None:
     assert not _ignored(path, dockerignore)
 
 
-@pytest.mark.parametrize("path", [
-    ".git/HEAD", ".venv/bin/python", ".env", "var/secret_key", "var/db.sqlite3",
-    "exams/__pycache__/models.cpython-311.pyc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git/HEAD",
+        ".venv/bin/python",
+        ".env",
+        "var/secret_key",
+        "var/db.sqlite3",
+        "exams/__pycache__/models.cpython-311.pyc",
+    ],
+)
 def test_it_keeps_local_state_and_secrets_out_of_the_build(path: str, dockerignore: list[str]) -> None:
     assert _ignored(path, dockerignore)

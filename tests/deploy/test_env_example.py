@@ -63,8 +63,7 @@ def test_it_documents_only_variables_something_reads() -> None:
     deploy_text = "\n".join((REPO / f).read_text() for f in DEPLOY_FILES)
     read = _read_by_python()
     unused = [
-        name for name in _documented()
-        if name not in read and not re.search(rf"\b{name}\b", deploy_text)
+        name for name in _documented() if name not in read and not re.search(rf"\b{name}\b", deploy_text)
     ]
     assert not unused, f"documented in .env.example but read nowhere: {unused}"
 

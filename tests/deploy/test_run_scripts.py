@@ -45,7 +45,9 @@ def test_it_has_executable_scripts_that_parse(script: str) -> None:
 
 
 def test_it_refuses_unknown_ensure_services_modes() -> None:
-    result = subprocess.run([str(REPO / ".ci/ensure-services"), "--sometimes"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(REPO / ".ci/ensure-services"), "--sometimes"], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "usage" in result.stderr
 
@@ -63,7 +65,9 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def _env(checkout: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "SECRET_KEY")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "SECRET_KEY")
+    }
     env.update(STUB_LOG=str(checkout / "stub.log"), STOP_GRACE_SECONDS="5", **extra)
     return env
 
@@ -90,7 +94,10 @@ def _wait_for(predicate, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-SERVICES = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/proctor", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+SERVICES = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/proctor",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
 
 
 @pytest.fixture
@@ -118,11 +125,15 @@ def _pids(checkout: Path) -> list[int]:
 
 def test_it_migrates_seeds_and_execs_daphne_in_embedded_mode(checkout: Path) -> None:
     process = subprocess.Popen(
-        [str(checkout / "bin/run")], env=_env(checkout, PORT="8123", STUB_EXIT_AT_ONCE="1"),
+        [str(checkout / "bin/run")],
+        env=_env(checkout, PORT="8123", STUB_EXIT_AT_ONCE="1"),
     )
     assert process.wait(timeout=30) == 0
     log = _log(checkout)
-    assert [entry[:3] for entry in log[:2]] == [["python", "manage.py", "migrate"], ["python", "manage.py", "seed_demo"]]
+    assert [entry[:3] for entry in log[:2]] == [
+        ["python", "manage.py", "migrate"],
+        ["python", "manage.py", "seed_demo"],
+    ]
     assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", "8123", "proctor.asgi:application"]
     assert int(log[2][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
     assert len(log) == 3
@@ -156,21 +167,20 @@ def test_it_stops_the_others_when_one_dies(services_run) -> None:
 
 def test_it_stops_before_serving_when_migrate_fails(checkout: Path) -> None:
     process = subprocess.run(
-        [str(checkout / "bin/run")], env=_env(checkout, STUB_FAIL_ON="migrate", **SERVICES), timeout=30,
+        [str(checkout / "bin/run")],
+        env=_env(checkout, STUB_FAIL_ON="migrate", **SERVICES),
+        timeout=30,
     )
     assert process.returncode != 0
     assert [entry[0] for entry in _log(checkout)] == ["python"]
 
 
 def test_it_takes_dotenv_values_literally_without_overriding_the_environment(checkout: Path) -> None:
-    (checkout / ".env").write_text(
-        "# comment\n"
-        "SECRET_KEY='a$b\"c d'\n"
-        "PORT=9999\n"
-        "REDIS_URL=\n"
-    )
+    (checkout / ".env").write_text("# comment\nSECRET_KEY='a$b\"c d'\nPORT=9999\nREDIS_URL=\n")
     process = subprocess.run(
-        [str(checkout / "bin/run")], env=_env(checkout, PORT="8124", STUB_EXIT_AT_ONCE="1"), timeout=30,
+        [str(checkout / "bin/run")],
+        env=_env(checkout, PORT="8124", STUB_EXIT_AT_ONCE="1"),
+        timeout=30,
     )
     assert process.returncode == 0
     log = (checkout / "stub.log").read_text().splitlines()

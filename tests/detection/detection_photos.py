@@ -54,6 +54,8 @@ def side_by_side(*images: np.ndarray, height: int = 480) -> np.ndarray:
 
 
 def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     assert ok
     return data.tobytes()

@@ -98,7 +98,7 @@ def test_checks_rerun_when_their_results_grow_old(obama_ref):
             faces_at.append(frame.t)
         assert analysis.faces == 1 and analysis.identity is not None and analysis.identity.match
     assert faces_at[0] == 0.0
-    assert all(b - a <= FACES_MAX_AGE for a, b in zip(faces_at, faces_at[1:] + [64.0]))
+    assert all(b - a <= FACES_MAX_AGE for a, b in zip(faces_at, faces_at[1:] + [64.0], strict=True))
     assert len(faces_at) >= 3
 
 

@@ -20,12 +20,27 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_it_analyses_images_against_a_reference():
     out = _run(
-        "analyse", str(PHOTOS / "obama2.jpg"), str(PHOTOS / "biden.jpg"), "--reference", str(PHOTOS / "obama.jpg"), "--json"
+        "analyse",
+        str(PHOTOS / "obama2.jpg"),
+        str(PHOTOS / "biden.jpg"),
+        "--reference",
+        str(PHOTOS / "obama.jpg"),
+        "--json",
     )
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in out.stdout.splitlines()]
     assert [Path(r["image"]).name for r in records] == ["obama2.jpg", "biden.jpg"]
-    keys = {"image", "faces", "boxes", "identity", "head_pose", "looking_away", "objects", "camera_blocked", "timings_ms"}
+    keys = {
+        "image",
+        "faces",
+        "boxes",
+        "identity",
+        "head_pose",
+        "looking_away",
+        "objects",
+        "camera_blocked",
+        "timings_ms",
+    }
     assert all(keys <= set(r) for r in records)
     assert records[0]["identity"]["match"] is True and records[1]["identity"]["match"] is False
     assert records[0]["faces"] == 1 and records[0]["head_pose"] is not None

@@ -102,7 +102,9 @@ def test_it_respects_a_smaller_max_pixels():
         decode_image(data, max_pixels=9999)
 
 
-@pytest.mark.parametrize("data", [b"", b"hello, world", b"\xff\xd8", b"\x89PNG\r\n\x1a\n", b"%PDF-1.4\n" * 10])
+@pytest.mark.parametrize(
+    "data", [b"", b"hello, world", b"\xff\xd8", b"\x89PNG\r\n\x1a\n", b"%PDF-1.4\n" * 10]
+)
 def test_it_refuses_empty_and_non_images(data):
     with pytest.raises(InvalidImage):
         decode_image(data)
@@ -164,8 +166,15 @@ def test_prepare_returns_contiguous_uint8():
 
 @pytest.mark.parametrize(
     "array",
-    [np.zeros((0, 0, 3), np.uint8), np.zeros((5, 0), np.uint8), np.zeros((3, 3, 2), np.uint8), np.zeros(10, np.uint8),
-     np.zeros((2, 2, 2, 3), np.uint8), np.array([["a"]]), np.zeros((2, 2), complex)],
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((5, 0), np.uint8),
+        np.zeros((3, 3, 2), np.uint8),
+        np.zeros(10, np.uint8),
+        np.zeros((2, 2, 2, 3), np.uint8),
+        np.array([["a"]]),
+        np.zeros((2, 2), complex),
+    ],
 )
 def test_prepare_refuses_what_is_not_an_image(array):
     with pytest.raises(InvalidImage):

@@ -20,7 +20,12 @@ def test_it_imports_without_frameworks_or_models():
         "print(json.dumps(sorted(sys.modules)))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=CORE.parents[1], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=CORE.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
     assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)

@@ -25,9 +25,10 @@ from detection.core.pose import MODEL_POINTS, head_pose, is_looking_away, pose_f
 
 def _project(yaw: float, pitch: float, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     w, h = 640, 480
-    rotation = cv2.Rodrigues(np.array([0.0, math.radians(yaw), 0.0]))[0] @ cv2.Rodrigues(
-        np.array([math.radians(pitch), 0.0, 0.0])
-    )[0]
+    rotation = (
+        cv2.Rodrigues(np.array([0.0, math.radians(yaw), 0.0]))[0]
+        @ cv2.Rodrigues(np.array([math.radians(pitch), 0.0, 0.0]))[0]
+    )
     camera = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1.0]])
     translation = np.array([offset[0], offset[1], 2500.0])
     points, _ = cv2.projectPoints(MODEL_POINTS, cv2.Rodrigues(rotation)[0], translation, camera, None)
@@ -86,7 +87,9 @@ def test_turning_the_camera_is_not_looking_away(degrees):
     frame = webcam_photo("obama.jpg")
     k = np.array([[640, 0, 320], [0, 640, 240], [0, 0, 1.0]])
     rotation = cv2.Rodrigues(np.array([0.0, math.radians(degrees), 0.0]))[0]
-    turned = cv2.warpPerspective(frame, k @ rotation @ np.linalg.inv(k), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    turned = cv2.warpPerspective(
+        frame, k @ rotation @ np.linalg.inv(k), (640, 480), borderMode=cv2.BORDER_REPLICATE
+    )
     assert abs(_pose(turned).yaw) < 8
 
 

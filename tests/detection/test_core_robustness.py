@@ -9,7 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from detection.core import CheckConfig, InvalidImage, analyse_frame, analyse_stream, decode_image, prepare_image
+from detection.core import (
+    CheckConfig,
+    InvalidImage,
+    analyse_frame,
+    analyse_stream,
+    decode_image,
+    prepare_image,
+)
 
 JPEG = (PHOTOS / "obama2.jpg").read_bytes()
 FAST = CheckConfig(enabled=("camera", "faces"))
@@ -92,7 +99,8 @@ def test_analysis_refuses_what_is_not_an_image():
 
 
 @pytest.mark.parametrize(
-    "state", [{"v": 1, "sig": "not base64!", "boxes": [[1, 2]], "pose": "x", "objects": [["a"]]}, {"v": 99}, {}]
+    "state",
+    [{"v": 1, "sig": "not base64!", "boxes": [[1, 2]], "pose": "x", "objects": [["a"]]}, {"v": 99}, {}],
 )
 def test_a_damaged_stream_state_is_tolerated(state):
     frame = np.full((480, 640, 3), 120, np.uint8)

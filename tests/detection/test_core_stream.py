@@ -37,7 +37,9 @@ def test_it_flags_a_frozen_feed(obama_ref):
     assert not first.camera.blocked
     second, state = analyse_stream(frame.copy(), references=[obama_ref], config=config, state=state, now=12.0)
     assert second.camera.blocked and second.camera.reason == "frozen"
-    live, state = analyse_stream(_noisy(frame, 7), references=[obama_ref], config=config, state=state, now=14.0)
+    live, state = analyse_stream(
+        _noisy(frame, 7), references=[obama_ref], config=config, state=state, now=14.0
+    )
     assert not live.camera.blocked
 
 

@@ -59,7 +59,7 @@ async def test_it_analyses_in_process_and_alerts_the_proctor(embedded, live_sess
                     message = await asyncio.wait_for(layer.receive(listener), timeout=0.6)
                     if message["payload"].get("type") == "event":
                         alert = message["payload"]["event"]
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if alert is not None:
                 break

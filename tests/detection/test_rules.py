@@ -11,7 +11,9 @@ FACE = Box(100, 300, 300, 100)
 def _run(frames, interval=2.0, config=CONFIG):
     state, actions = None, []
     for now, analysis in frames:
-        acts, state = debounce(state, conditions_from(analysis, config), now=now, interval=interval, config=config)
+        acts, state = debounce(
+            state, conditions_from(analysis, config), now=now, interval=interval, config=config
+        )
         actions.extend((a.kind, a.key, a.started_at, a.ended_at) for a in acts)
     return actions, state
 
@@ -22,7 +24,9 @@ def test_it_ignores_a_single_frame_without_a_face():
 
 
 def test_it_makes_one_event_of_a_face_missing_for_four_seconds_and_backdates_it():
-    frames = [(t, FrameAnalysis(faces=0)) for t in (10, 12, 14, 16)] + [(t, FrameAnalysis(faces=1)) for t in (18, 20)]
+    frames = [(t, FrameAnalysis(faces=0)) for t in (10, 12, 14, 16)] + [
+        (t, FrameAnalysis(faces=1)) for t in (18, 20)
+    ]
     actions, state = _run(frames)
     assert actions == [
         ("open", "no_face", 10, 12),
@@ -34,15 +38,24 @@ def test_it_makes_one_event_of_a_face_missing_for_four_seconds_and_backdates_it(
 
 
 def test_it_bridges_one_missed_detection_inside_a_condition():
-    frames = [(0, FrameAnalysis(faces=2)), (2, FrameAnalysis(faces=2)), (4, FrameAnalysis(faces=1)), (6, FrameAnalysis(faces=2))]
+    frames = [
+        (0, FrameAnalysis(faces=2)),
+        (2, FrameAnalysis(faces=2)),
+        (4, FrameAnalysis(faces=1)),
+        (6, FrameAnalysis(faces=2)),
+    ]
     actions, _ = _run(frames)
     assert [a[0] for a in actions] == ["open", "extend"]
 
 
 def test_it_ignores_a_replayed_or_older_frame():
     state = None
-    acts, state = debounce(state, conditions_from(FrameAnalysis(faces=0), CONFIG), now=5, interval=2, config=CONFIG)
-    again, same = debounce(state, conditions_from(FrameAnalysis(faces=0), CONFIG), now=5, interval=2, config=CONFIG)
+    acts, state = debounce(
+        state, conditions_from(FrameAnalysis(faces=0), CONFIG), now=5, interval=2, config=CONFIG
+    )
+    again, same = debounce(
+        state, conditions_from(FrameAnalysis(faces=0), CONFIG), now=5, interval=2, config=CONFIG
+    )
     assert again == [] and same == state
 
 

@@ -14,7 +14,7 @@ from detection import dispatch, pipeline
 from detection.queue import frame_queue
 from exams import live
 from exams.models import Event, ExamSession
-from tests.detection.detection_photos import jpeg, side_by_side, photo, webcam_photo
+from tests.detection.detection_photos import jpeg, photo, side_by_side, webcam_photo
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -45,7 +45,9 @@ def _wait_for(predicate, timeout: float = 60.0, step: float = 0.3):
     raise AssertionError("condition not met in time")
 
 
-def test_it_turns_a_persisting_second_face_into_one_live_event(celery_worker_process, live_session, two_faces):
+def test_it_turns_a_persisting_second_face_into_one_live_event(
+    celery_worker_process, live_session, two_faces
+):
     exam = live_session.exam
     exam.frame_interval = 0.5
     exam.save()
@@ -89,7 +91,9 @@ def test_it_lets_the_candidate_pass_identity_verification(celery_worker_process,
 
     session = candidate.session
     advance(session, "consented")
-    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama2.jpg")))
+    dispatch.submit(
+        dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama2.jpg"))
+    )
     session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
     assert session.verification_status == "matched"
     assert session.verification_distance < 0.5
@@ -103,7 +107,7 @@ def test_it_refuses_a_stranger_twice_then_flags_for_a_human(celery_worker_proces
     biden = jpeg(webcam_photo("biden.jpg"))
     for attempt in (1, 2):
         dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=attempt, data=biden)
-        _wait_for(lambda: ExamSession.objects.get(pk=session.pk).verification_attempts == attempt)
+        _wait_for(lambda n=attempt: ExamSession.objects.get(pk=session.pk).verification_attempts == n)
         refused = ExamSession.objects.get(pk=session.pk)
         assert refused.state == "consented" and refused.verification_status == "mismatch"
         assert "did not match" in refused.verification_message
@@ -118,7 +122,9 @@ def test_it_refuses_a_stranger_twice_then_flags_for_a_human(celery_worker_proces
 def test_it_ignores_a_duplicate_delivery_and_a_replayed_frame(live_session, two_faces_jpeg):
     """Run in-process: the task body is idempotent whoever runs it."""
     session_id = str(live_session.public_id)
-    dispatch.frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
+    dispatch.frame_queue().put(
+        dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg)
+    )
     assert pipeline.analyse_next_frame(session_id).startswith("analysed")
     assert pipeline.analyse_next_frame(session_id) == "no frame"  # the same task delivered twice
     frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
@@ -133,7 +139,9 @@ def test_it_captures_an_unverified_reference_when_the_roster_had_no_photo(celery
     newcomer = _candidate(exam, "No Photo", "nophoto@example.org")
     session = newcomer.session
     advance(session, "consented")
-    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama.jpg")))
+    dispatch.submit(
+        dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama.jpg"))
+    )
     session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
     newcomer.refresh_from_db()
     assert session.verification_status == "captured_reference"
@@ -155,12 +163,17 @@ def test_it_tells_the_candidate_why_no_face_was_found(candidate):
     room = cv2.resize(photo("obama.jpg")[0:400, 0:320], (640, 480))  # the curtains and flag, nobody in view
     rng = np.random.default_rng(1)
     pictures = {
-        "too dark to find a face (brightness 7 of 255)": np.clip(room * 0.08 + rng.normal(0, 1.5, room.shape), 0, 255),
+        "too dark to find a face (brightness 7 of 255)": np.clip(
+            room * 0.08 + rng.normal(0, 1.5, room.shape), 0, 255
+        ),
         "is the camera covered": np.full((480, 640, 3), 128.0) + rng.normal(0, 1.0, (480, 640, 3)),
         "lit from the front (not only from a window behind you)": room,
     }
     for seq, (reason, picture) in enumerate(pictures.items(), start=1):
-        frame_queue().put(dispatch.VERIFY, dispatch.QueuedFrame(session_id, seq, time.time(), jpeg(picture.astype(np.uint8))))
+        frame_queue().put(
+            dispatch.VERIFY,
+            dispatch.QueuedFrame(session_id, seq, time.time(), jpeg(picture.astype(np.uint8))),
+        )
         assert pipeline.verify_next_photo(session_id) == "no_face"
         refused = ExamSession.objects.get(pk=session.pk)
         assert refused.state == "consented" and refused.verification_status == "no_face"

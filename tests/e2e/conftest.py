@@ -11,7 +11,6 @@ ORM calls in this process. The server and the worker never get that switch.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -134,14 +133,16 @@ class Browsers:
             self.monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
             self._playwright = sync_playwright().start()
         browser = self._playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
+            executable_path=CHROMIUM,
+            headless=True,
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"],
         )
         self._browsers.append(browser)
         return browser
 
     def context(self, browser, viewport: dict | None = None):
-        """A fresh browser context (cookies of its own) that records console errors and uncaught exceptions."""
+        """A fresh browser context (cookies of its own) that records console errors
+        and uncaught exceptions."""
         context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP)
         context.set_default_timeout(15_000)
         context.on("console", self._console)
@@ -184,4 +185,3 @@ def browsers(server_url, transactional_db, monkeypatch) -> Iterator[Browsers]:
         yield pool
     finally:
         pool.close()
-

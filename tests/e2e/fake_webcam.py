@@ -63,15 +63,18 @@ def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return u8(y), u8(quarter(cb)), u8(quarter(cr))
 
 
-def live_frames(image: np.ndarray, count: int, *, rng: np.random.Generator, phase: int = 0,
-                period: int = 50) -> list[np.ndarray]:
+def live_frames(
+    image: np.ndarray, count: int, *, rng: np.random.Generator, phase: int = 0, period: int = 50
+) -> list[np.ndarray]:
     """``count`` frames of ``image`` with sensor noise and a slow sway of a few pixels."""
     frames = []
     for i in range(phase, phase + count):
         dx = 3.0 * np.sin(2 * np.pi * i / period)
         dy = 2.0 * np.cos(2 * np.pi * i / period)
         moved = cv2.warpAffine(
-            image, np.float32([[1, 0, dx], [0, 1, dy]]), (image.shape[1], image.shape[0]),
+            image,
+            np.float32([[1, 0, dx], [0, 1, dy]]),
+            (image.shape[1], image.shape[0]),
             borderMode=cv2.BORDER_REFLECT,
         )
         noisy = moved.astype(np.int16) + rng.normal(0, 3, moved.shape).astype(np.int16)
@@ -104,6 +107,6 @@ def write_clip(path: Path, *segments: tuple[float, tuple[str, ...]], fps: int = 
     rng = np.random.default_rng(0)
     counts = [max(1, round(seconds * fps)) for seconds, _ in segments]
     frames: list[np.ndarray] = []
-    for count, (_, people) in zip(counts, segments):
+    for count, (_, people) in zip(counts, segments, strict=True):
         frames += live_frames(scene(*people), count, rng=rng, phase=len(frames), period=sum(counts))
     return write_y4m(path, frames, fps)

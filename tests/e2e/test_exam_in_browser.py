@@ -19,7 +19,8 @@ ALERT_TIMEOUT_MS = 60_000
 
 def _image_loaded(page: Page, selector: str, timeout: float = 20_000) -> None:
     page.wait_for_function(
-        "(sel) => { const img = document.querySelector(sel); return !!img && img.complete && img.naturalWidth > 0; }",
+        "(sel) => { const img = document.querySelector(sel); "
+        "return !!img && img.complete && img.naturalWidth > 0; }",
         arg=selector,
         timeout=timeout,
     )
@@ -77,7 +78,9 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     take.get_by_role("button", name="Take picture and check").click()
     # The success text shows for 0.8 s before the page moves on: poll every frame.
     take.wait_for_function(
-        "document.getElementById('verify-status').textContent === 'Identity confirmed.'", polling="raf", timeout=30_000
+        "document.getElementById('verify-status').textContent === 'Identity confirmed.'",
+        polling="raf",
+        timeout=30_000,
     )
 
     # The exam page streams.
@@ -99,7 +102,8 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     # The grid polls thumbnails every few seconds: show the picture that raised the alert.
     thumb = f"#tile-{session.public_id} img"
     grid.wait_for_function(
-        "([sel, before]) => { const img = document.querySelector(sel); return img.src !== before && img.naturalWidth > 0; }",
+        "([sel, before]) => { const img = document.querySelector(sel); "
+        "return img.src !== before && img.naturalWidth > 0; }",
         arg=[thumb, grid.locator(thumb).get_attribute("src")],
         timeout=10_000,
     )
@@ -118,11 +122,15 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     expect(detail.locator("#proctor-session")).to_have_attribute("data-live", "1")
     take.get_by_label("Message to the proctor").fill("My brother walked in, he is leaving.")
     take.get_by_role("button", name="Send", exact=True).click()
-    expect(take.locator("#chat-log li.chat-candidate")).to_contain_text("My brother walked in, he is leaving.")
+    expect(take.locator("#chat-log li.chat-candidate")).to_contain_text(
+        "My brother walked in, he is leaving."
+    )
     expect(take.get_by_label("Message to the proctor")).to_have_value("")
     expect(grid.locator("#feed li.chat").first).to_contain_text("Barack Obama")
     expect(grid.locator("#feed li.chat").first).to_contain_text("My brother walked in, he is leaving.")
-    expect(detail.locator("#chat-log li.chat-candidate")).to_contain_text("My brother walked in, he is leaving.")
+    expect(detail.locator("#chat-log li.chat-candidate")).to_contain_text(
+        "My brother walked in, he is leaving."
+    )
     detail.get_by_label("Message to the candidate").fill("Thanks for telling us. Carry on.")
     detail.get_by_role("button", name="Send message").click()
     expect(take.locator("#chat-log li.chat-proctor")).to_contain_text("Thanks for telling us. Carry on.")
@@ -150,7 +158,11 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     # else was flagged: the candidate alone raised nothing, and finishing the
     # exam is not a lost connection.
     others = Event.objects.filter(session=session).exclude(type="multiple_faces")
-    assert [(e.type, e.details.get("label")) for e in others if (e.type, e.details.get("label")) != ("prohibited_object", "person")] == []
+    assert [
+        (e.type, e.details.get("label"))
+        for e in others
+        if (e.type, e.details.get("label")) != ("prohibited_object", "person")
+    ] == []
     assert AuditEntry.objects.filter(session=session, action="exam_submit").count() == 1
 
     # The reviewer goes through the report.
@@ -201,7 +213,9 @@ def test_it_refuses_a_second_tab_on_the_same_link(browsers, clips, celery_worker
 
     second = context.new_page()
     second.goto(candidate.link_path())
-    expect(second.locator("#notice")).to_have_text(re.compile("already open in another tab or on another device"))
+    expect(second.locator("#notice")).to_have_text(
+        re.compile("already open in another tab or on another device")
+    )
     expect(second.locator("#conn")).to_have_text("Not connected")
 
     expect(first.locator("#conn")).to_have_text("Connected")

@@ -46,7 +46,9 @@ def test_the_registrar_imports_a_roster_and_sees_each_row_land(browsers, clips, 
     page.get_by_label("Reference photos").set_input_files([tmp_path / "obama.jpg", tmp_path / "two.jpg"])
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#roster-status")).to_have_text(
-        "Done: 2 of 4 rows imported, 2 with errors (listed below; fix them and import the file again).", timeout=60_000)
+        "Done: 2 of 4 rows imported, 2 with errors (listed below; fix them and import the file again).",
+        timeout=60_000,
+    )
     expect(page.locator("#roster-bar")).to_have_attribute("value", "4")
     expect(page.locator("#roster-error")).to_be_hidden()
 
@@ -59,12 +61,20 @@ def test_the_registrar_imports_a_roster_and_sees_each_row_land(browsers, clips, 
     link = rows.nth(0).get_by_role("link").get_attribute("href")
     barack = Candidate.objects.get(email="barack@example.org")
     assert link.endswith(barack.link_path()) and len(barack.reference_encodings) == 1
-    assert sorted(Candidate.objects.values_list("email", flat=True)) == ["barack@example.org", "eileen@example.org"]
+    assert sorted(Candidate.objects.values_list("email", flat=True)) == [
+        "barack@example.org",
+        "eileen@example.org",
+    ]
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download links and errors (CSV)").click()
     saved = list(csv.DictReader(open(download.value.path(), newline="")))
-    assert [r["email"] for r in saved] == ["barack@example.org", "joe@example.org", "two@example.org", "eileen@example.org"]
+    assert [r["email"] for r in saved] == [
+        "barack@example.org",
+        "joe@example.org",
+        "two@example.org",
+        "eileen@example.org",
+    ]
     assert saved[0]["link"] == link and "2 faces" in saved[2]["error"]
 
     page.screenshot(path=SCREENSHOTS / "roster-import.png", full_page=True)

@@ -18,11 +18,25 @@ def world(exam, candidate, other_candidate, proctor, other_proctor, reviewer, ou
     session = candidate.session
     advance(session, "consented", "verified", "in_progress")
     event = Event.objects.create(
-        session=session, type="no_face", key="no_face", severity="medium",
-        started_at=timezone.now(), ended_at=timezone.now(), is_open=False,
+        session=session,
+        type="no_face",
+        key="no_face",
+        severity="medium",
+        started_at=timezone.now(),
+        ended_at=timezone.now(),
+        is_open=False,
     )
-    return {"exam": exam, "session": session, "event": event, "users": {
-        "outsider": outsider, "proctor": proctor, "other_proctor": other_proctor, "reviewer": reviewer}}
+    return {
+        "exam": exam,
+        "session": session,
+        "event": event,
+        "users": {
+            "outsider": outsider,
+            "proctor": proctor,
+            "other_proctor": other_proctor,
+            "reviewer": reviewer,
+        },
+    }
 
 
 def _client(world, actor) -> Client:
@@ -121,9 +135,16 @@ def test_it_refuses_an_expired_token_with_a_clear_message(candidate):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("actor, allowed", [
-    ("anonymous", False), ("outsider", False), ("other_proctor", False), ("reviewer", False), ("proctor", True),
-])
+@pytest.mark.parametrize(
+    "actor, allowed",
+    [
+        ("anonymous", False),
+        ("outsider", False),
+        ("other_proctor", False),
+        ("reviewer", False),
+        ("proctor", True),
+    ],
+)
 async def test_it_guards_the_proctor_socket(world, actor, allowed):
     from asgiref.sync import sync_to_async
 
@@ -132,7 +153,9 @@ async def test_it_guards_the_proctor_socket(world, actor, allowed):
         client = await sync_to_async(_client)(world, actor)
         cookie = client.cookies["sessionid"].value
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/proctor/exams/{world['exam'].code}/", headers=headers)
+    communicator = WebsocketCommunicator(
+        application, f"/ws/proctor/exams/{world['exam'].code}/", headers=headers
+    )
     connected, _ = await communicator.connect()
     try:
         assert connected is allowed
@@ -148,7 +171,9 @@ async def test_it_guards_the_proctor_socket(world, actor, allowed):
 @pytest.mark.parametrize("token_of, code", [("candidate", None), ("nobody", "unknown_token")])
 async def test_it_guards_the_candidate_socket(world, candidate, token_of, code):
     token = candidate.token if token_of == "candidate" else "x" * 43
-    communicator = WebsocketCommunicator(application, f"/ws/take/{token}/", headers=[(b"origin", b"http://127.0.0.1")])
+    communicator = WebsocketCommunicator(
+        application, f"/ws/take/{token}/", headers=[(b"origin", b"http://127.0.0.1")]
+    )
     connected, _ = await communicator.connect()
     assert connected  # accepted, so that a refusal can say why
     message = await communicator.receive_json_from(timeout=5)
@@ -164,7 +189,9 @@ async def test_it_guards_the_candidate_socket(world, candidate, token_of, code):
 
 @pytest.mark.django_db(transaction=True)
 async def test_it_refuses_a_socket_from_a_foreign_origin(world, candidate):
-    communicator = WebsocketCommunicator(application, f"/ws/take/{candidate.token}/", headers=[(b"origin", b"http://evil.example")])
+    communicator = WebsocketCommunicator(
+        application, f"/ws/take/{candidate.token}/", headers=[(b"origin", b"http://evil.example")]
+    )
     connected, _ = await communicator.connect()
     assert not connected
     await communicator.disconnect()

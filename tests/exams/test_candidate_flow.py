@@ -12,7 +12,12 @@ def test_it_asks_for_consent_and_stores_it_with_the_policy_version(candidate, se
     client = Client()
     page = client.get(f"/take/{candidate.token}/")
     text = page.content.decode()
-    for must in ("What is recorded", "Who sees it", "How long it is kept", f"{candidate.exam.retention_days} days"):
+    for must in (
+        "What is recorded",
+        "Who sees it",
+        "How long it is kept",
+        f"{candidate.exam.retention_days} days",
+    ):
         assert must in text
     refused = client.post(f"/take/{candidate.token}/", {})
     assert refused.status_code == 400 and b"Tick the box" in refused.content
@@ -34,7 +39,9 @@ def test_it_validates_the_verification_photo(candidate):
     url = f"/take/{candidate.token}/verify/photo"
     assert client.post(url, b"", content_type="image/jpeg").status_code == 400
     assert client.post(url, b"GIF89a....", content_type="image/gif").status_code == 415
-    assert client.post(url, b"\xff\xd8\xff" + b"0" * (600 * 1024), content_type="image/jpeg").status_code == 413
+    assert (
+        client.post(url, b"\xff\xd8\xff" + b"0" * (600 * 1024), content_type="image/jpeg").status_code == 413
+    )
     status = client.get(f"/take/{candidate.token}/verify/status").json()
     assert status["state"] == "consented" and status["attempts"] == 0
 

@@ -99,7 +99,11 @@ async def test_it_records_a_lost_connection_and_closes_it_on_reconnect(live_sess
     again, status = await _connect(live_session.candidate.token)
     assert status["type"] == "status"
     await again.disconnect()
-    lost = await Event.objects.filter(session=live_session, type="connection_lost").order_by("started_at").afirst()
+    lost = (
+        await Event.objects.filter(session=live_session, type="connection_lost")
+        .order_by("started_at")
+        .afirst()
+    )
     assert not lost.is_open and lost.ended_at >= lost.started_at
 
 
@@ -107,7 +111,9 @@ async def test_it_turns_tab_switches_into_one_event_per_absence(live_session):
     communicator, _ = await _connect(live_session.candidate.token)
     try:
         for active in (True, True, False):  # a repeated "hidden" does not open a second event
-            await communicator.send_to(text_data=json.dumps({"type": "signal", "name": "tab_hidden", "active": active}))
+            await communicator.send_to(
+                text_data=json.dumps({"type": "signal", "name": "tab_hidden", "active": active})
+            )
         for _ in range(3):
             await communicator.send_to(text_data=json.dumps({"type": "signal", "name": "copy_paste"}))
         await communicator.send_to(text_data=json.dumps({"type": "heartbeat"}))
@@ -126,8 +132,14 @@ async def test_it_ends_the_exam_when_the_proctor_does(live_session, proctor):
     from exams import services
 
     communicator, _ = await _connect(live_session.candidate.token)
-    await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="warn", text="Eyes on screen")
-    assert await communicator.receive_json_from(timeout=5) == {"type": "warn", "text": "Eyes on screen", "from": "proctor"}
+    await sync_to_async(services.proctor_act)(
+        session=live_session, actor=proctor, action="warn", text="Eyes on screen"
+    )
+    assert await communicator.receive_json_from(timeout=5) == {
+        "type": "warn",
+        "text": "Eyes on screen",
+        "from": "proctor",
+    }
     await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="end", text="")
     ended = await communicator.receive_json_from(timeout=5)
     assert ended["type"] == "ended" and ended["state"] == "terminated"

@@ -17,7 +17,9 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 async def _candidate_socket(session) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, f"/ws/take/{session.candidate.token}/", headers=[ORIGIN])
+    communicator = WebsocketCommunicator(
+        application, f"/ws/take/{session.candidate.token}/", headers=[ORIGIN]
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["type"] == "status"
@@ -28,8 +30,9 @@ async def _proctor_socket(session, proctor) -> WebsocketCommunicator:
     client = Client()
     await sync_to_async(client.force_login)(proctor)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    communicator = WebsocketCommunicator(application, f"/ws/proctor/exams/{session.exam.code}/",
-                                         headers=[ORIGIN, (b"cookie", cookie)])
+    communicator = WebsocketCommunicator(
+        application, f"/ws/proctor/exams/{session.exam.code}/", headers=[ORIGIN, (b"cookie", cookie)]
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
@@ -49,22 +52,39 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
     grid = await _proctor_socket(live_session, proctor)
     candidate = await _candidate_socket(live_session)
 
-    await candidate.send_to(text_data=json.dumps({"type": "chat", "text": "  My camera froze, restarting it.  "}))
+    await candidate.send_to(
+        text_data=json.dumps({"type": "chat", "text": "  My camera froze, restarting it.  "})
+    )
     ack = await candidate.receive_json_from(timeout=5)
     assert ack["type"] == "chat_ack" and ack["message"]["text"] == "My camera froze, restarting it."
     pushed = await _next_of(grid, "chat")
     assert pushed["message"] | {"id": 0, "at": ""} == {
-        "id": 0, "at": "", "session": str(live_session.public_id), "candidate": "Barack Obama",
-        "sender": "candidate", "kind": "message", "author": "", "text": "My camera froze, restarting it."}
+        "id": 0,
+        "at": "",
+        "session": str(live_session.public_id),
+        "candidate": "Barack Obama",
+        "sender": "candidate",
+        "kind": "message",
+        "author": "",
+        "text": "My camera froze, restarting it.",
+    }
 
-    await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="message", text="Thanks, take your time.")
-    assert await candidate.receive_json_from(timeout=5) == {"type": "message", "text": "Thanks, take your time.", "from": "proctor"}
+    await sync_to_async(services.proctor_act)(
+        session=live_session, actor=proctor, action="message", text="Thanks, take your time."
+    )
+    assert await candidate.receive_json_from(timeout=5) == {
+        "type": "message",
+        "text": "Thanks, take your time.",
+        "from": "proctor",
+    }
     proctor_line = await _next_of(grid, "chat")
     assert proctor_line["message"]["sender"] == "proctor" and proctor_line["message"]["author"] == "proctor"
 
     stored = [(m.sender, m.author_id, m.text) async for m in Message.objects.filter(session=live_session)]
-    assert stored == [("candidate", None, "My camera froze, restarting it."),
-                      ("proctor", proctor.pk, "Thanks, take your time.")]
+    assert stored == [
+        ("candidate", None, "My camera froze, restarting it."),
+        ("proctor", proctor.pk, "Thanks, take your time."),
+    ]
     await candidate.disconnect()
     await grid.disconnect()
 
@@ -72,11 +92,17 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
 @pytest.mark.django_db(transaction=True)
 async def test_it_refuses_bad_or_flooding_messages_and_keeps_the_connection(live_session):
     candidate = await _candidate_socket(live_session)
-    for bad in ({"type": "chat"}, {"type": "chat", "text": 42}, {"type": "chat", "text": "   "},
-                {"type": "chat", "text": "x" * 501}):
+    for bad in (
+        {"type": "chat"},
+        {"type": "chat", "text": 42},
+        {"type": "chat", "text": "   "},
+        {"type": "chat", "text": "x" * 501},
+    ):
         await candidate.send_to(text_data=json.dumps(bad))
         answer = await candidate.receive_json_from(timeout=5)
-        assert answer["type"] == "error" and answer["code"] == "bad_chat" and "1 to 500" in answer["message"], bad
+        assert (
+            answer["type"] == "error" and answer["code"] == "bad_chat" and "1 to 500" in answer["message"]
+        ), bad
     assert not await Message.objects.aexists()
 
     for n in range(CHAT_BURST):
@@ -116,8 +142,10 @@ def test_the_conversation_shows_on_every_page_and_in_the_reports(live_session, p
     assert "You" in candidate_page and "Can I drink &lt;water&gt;?" in candidate_page
     assert "Proctor (warning)" in candidate_page and "proctor proctor" not in candidate_page.lower()
 
-    for user, url in ((proctor, f"/proctor/sessions/{live_session.public_id}/"),
-                      (reviewer, f"/review/sessions/{live_session.public_id}/")):
+    for user, url in (
+        (proctor, f"/proctor/sessions/{live_session.public_id}/"),
+        (reviewer, f"/review/sessions/{live_session.public_id}/"),
+    ):
         client = Client()
         client.force_login(user)
         page = client.get(url).content.decode()
@@ -126,4 +154,6 @@ def test_the_conversation_shows_on_every_page_and_in_the_reports(live_session, p
 
     exported = json.loads(reports.report_json(live_session.exam))["sessions"][0]["messages"]
     assert [(m["sender"], m["author"], m["kind"], m["text"]) for m in exported] == [
-        ("candidate", "", "message", "Can I drink <water>?"), ("proctor", "proctor", "warn", "Keep your face in view.")]
+        ("candidate", "", "message", "Can I drink <water>?"),
+        ("proctor", "proctor", "warn", "Keep your face in view."),
+    ]

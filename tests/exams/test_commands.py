@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from exams.models import AuditEntry, Candidate, Event, Exam
-from tests.conftest import PHOTOS, advance
+from tests.conftest import PHOTOS
 
 
 def _run(*args) -> str:
@@ -20,7 +20,9 @@ def _run(*args) -> str:
 
 @pytest.mark.django_db
 def test_it_creates_staff_with_a_role():
-    assert "created proctor alice" in _run("create_staff", "--username", "alice", "--password", "long-enough-1", "--role", "proctor")
+    assert "created proctor alice" in _run(
+        "create_staff", "--username", "alice", "--password", "long-enough-1", "--role", "proctor"
+    )
     from django.contrib.auth import get_user_model
 
     alice = get_user_model().objects.get(username="alice")
@@ -105,8 +107,14 @@ def test_it_exports_every_session_with_its_events(live_session, tmp_path):
     from django.utils import timezone
 
     event = Event.objects.create(
-        session=live_session, type="multiple_faces", key="multiple_faces", severity="high",
-        started_at=timezone.now(), ended_at=timezone.now(), confidence=0.9, is_open=False,
+        session=live_session,
+        type="multiple_faces",
+        key="multiple_faces",
+        severity="high",
+        started_at=timezone.now(),
+        ended_at=timezone.now(),
+        confidence=0.9,
+        is_open=False,
     )
     event.evidence.save("frame.jpg", ContentFile(b"\xff\xd8\xff"))
     report = json.loads(_run("export_report", str(live_session.exam.code), "--format", "json"))
@@ -116,7 +124,15 @@ def test_it_exports_every_session_with_its_events(live_session, tmp_path):
     assert {"started_at", "ended_at", "confidence", "severity"} <= set(session["events"][0])
 
     out = tmp_path / "report.csv"
-    call_command("export_report", str(live_session.exam.code), "--format", "csv", "--output", str(out), stderr=io.StringIO())
+    call_command(
+        "export_report",
+        str(live_session.exam.code),
+        "--format",
+        "csv",
+        "--output",
+        str(out),
+        stderr=io.StringIO(),
+    )
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["event_type"] == "multiple_faces" and rows[0]["candidate"] == "Barack Obama"
     assert AuditEntry.objects.filter(action="report_export").count() == 2

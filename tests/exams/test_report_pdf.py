@@ -28,12 +28,30 @@ def flagged_session(candidate):
     session = candidate.session
     advance(session, "consented", "verified", "in_progress", "submitted")
     now = timezone.now()
-    seen = Event.objects.create(session=session, type="multiple_faces", key="multiple_faces", severity="high",
-                                started_at=now, ended_at=now, confidence=1.0, is_open=False,
-                                review_status="confirmed", details={"faces": 2})
+    seen = Event.objects.create(
+        session=session,
+        type="multiple_faces",
+        key="multiple_faces",
+        severity="high",
+        started_at=now,
+        ended_at=now,
+        confidence=1.0,
+        is_open=False,
+        review_status="confirmed",
+        details={"faces": 2},
+    )
     seen.evidence.save("frame.jpg", ContentFile(photo_bytes("obama.jpg")))
-    Event.objects.create(session=session, type="tab_hidden", key="tab_hidden", severity="medium",
-                         started_at=now, ended_at=now, confidence=1.0, is_open=False, review_status="dismissed")
+    Event.objects.create(
+        session=session,
+        type="tab_hidden",
+        key="tab_hidden",
+        severity="medium",
+        started_at=now,
+        ended_at=now,
+        confidence=1.0,
+        is_open=False,
+        review_status="dismissed",
+    )
     return session
 
 
@@ -47,7 +65,7 @@ def test_it_prints_each_session_with_its_score_timeline_and_evidence(flagged_ses
 
     pdf = response.get(f"/review/exams/{exam.code}/export.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
-    assert f'report-{exam.code}.pdf' in pdf["Content-Disposition"]
+    assert f"report-{exam.code}.pdf" in pdf["Content-Disposition"]
     text, pages, images = _pdf_text(pdf.content)
     assert "Algebra final" in text
     assert "Barack Obama" in text and "Joe Biden" in text
@@ -61,10 +79,19 @@ def test_it_prints_each_session_with_its_score_timeline_and_evidence(flagged_ses
 @pytest.mark.django_db
 def test_it_still_prints_once_evidence_is_purged(flagged_session, tmp_path):
     event = flagged_session.events.get(type="multiple_faces")
-    event.evidence.delete(save=False)  # the file is gone but the row still names it, as after a crash mid-purge
+    event.evidence.delete(
+        save=False
+    )  # the file is gone but the row still names it, as after a crash mid-purge
     out = tmp_path / "report.pdf"
-    call_command("export_report", str(flagged_session.exam.code), "--format", "pdf", "--output", str(out),
-                 stderr=io.StringIO())
+    call_command(
+        "export_report",
+        str(flagged_session.exam.code),
+        "--format",
+        "pdf",
+        "--output",
+        str(out),
+        stderr=io.StringIO(),
+    )
     text, _, images = _pdf_text(out.read_bytes())
     assert "multiple_faces" in text and images == 0
 

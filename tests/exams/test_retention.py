@@ -15,8 +15,15 @@ def test_it_purges_evidence_photos_and_encodings_after_retention(live_session):
     candidate = live_session.candidate
     candidate.reference_photo.save("ref.jpg", ContentFile(b"\xff\xd8\xffphoto"))
     now = timezone.now()
-    event = Event.objects.create(session=live_session, type="no_face", key="no_face", severity="medium",
-                                 started_at=now, ended_at=now, is_open=False)
+    event = Event.objects.create(
+        session=live_session,
+        type="no_face",
+        key="no_face",
+        severity="medium",
+        started_at=now,
+        ended_at=now,
+        is_open=False,
+    )
     event.evidence.save("ev.jpg", ContentFile(b"\xff\xd8\xffframe"))
     evidence_path = event.evidence.path
     exam = candidate.exam

@@ -18,8 +18,16 @@ def finished_session(candidate):
 @pytest.fixture
 def event(finished_session):
     now = timezone.now()
-    return Event.objects.create(session=finished_session, type="identity_mismatch", key="identity_mismatch",
-                                severity="high", started_at=now, ended_at=now, confidence=0.8, is_open=False)
+    return Event.objects.create(
+        session=finished_session,
+        type="identity_mismatch",
+        key="identity_mismatch",
+        severity="high",
+        started_at=now,
+        ended_at=now,
+        confidence=0.8,
+        is_open=False,
+    )
 
 
 def _login(user) -> Client:
@@ -37,8 +45,9 @@ def test_it_confirms_and_dismisses_events_with_an_audit_line(reviewer, event):
     client.post(f"/review/events/{event.public_id}/decide", {"decision": "confirm"})
     event.refresh_from_db()
     assert event.review_status == "confirmed"
-    assert list(AuditEntry.objects.filter(actor=reviewer).values_list("action", flat=True).order_by("created_at")) == [
-        "event_dismiss", "event_confirm"]
+    assert list(
+        AuditEntry.objects.filter(actor=reviewer).values_list("action", flat=True).order_by("created_at")
+    ) == ["event_dismiss", "event_confirm"]
 
 
 @pytest.mark.django_db
@@ -81,7 +90,14 @@ def test_it_sorts_sessions_by_their_flags(reviewer, exam, candidate, obama_encod
 
     quiet = _candidate(exam, "Quiet Candidate", "quiet@example.org")
     now = timezone.now()
-    Event.objects.create(session=candidate.session, type="multiple_faces", key="multiple_faces", severity="high",
-                         started_at=now, ended_at=now, is_open=False)
+    Event.objects.create(
+        session=candidate.session,
+        type="multiple_faces",
+        key="multiple_faces",
+        severity="high",
+        started_at=now,
+        ended_at=now,
+        is_open=False,
+    )
     page = _login(reviewer).get(f"/review/exams/{exam.code}").content.decode()
     assert page.index("Barack Obama") < page.index(quiet.name)

@@ -20,7 +20,9 @@ def _csv(text: str, name: str = "roster.csv") -> SimpleUploadedFile:
 
 
 def _photo(name: str, data: bytes | None = None) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data if data is not None else photo_bytes(name), content_type="image/jpeg")
+    return SimpleUploadedFile(
+        name, data if data is not None else photo_bytes(name), content_type="image/jpeg"
+    )
 
 
 @pytest.mark.django_db
@@ -29,14 +31,27 @@ def test_the_exam_page_offers_the_import(registrar, exam):
     change = client.get(f"/admin/exams/exam/{exam.pk}/change/")
     assert f"/admin/exams/exam/{exam.pk}/roster/".encode() in change.content
     page = client.get(f"/admin/exams/exam/{exam.pk}/roster/")
-    assert page.status_code == 200 and b"name,email,photo" in page.content and b"roster_import.js" in page.content
+    assert (
+        page.status_code == 200
+        and b"name,email,photo" in page.content
+        and b"roster_import.js" in page.content
+    )
 
 
 @pytest.mark.django_db
 def test_it_parses_the_csv_or_says_why_not(registrar, exam):
     url = f"/admin/exams/exam/{exam.pk}/roster/parse"
     client = _client(registrar)
-    good = client.post(url, {"csv": _csv("\ufeffname,email,photo\nBarack Obama, Barack@Example.org ,obama.jpg\nNo Photo,np@example.org,\n")})
+    good = client.post(
+        url,
+        {
+            "csv": _csv(
+                "\ufeffname,email,photo\n"
+                "Barack Obama, Barack@Example.org ,obama.jpg\n"
+                "No Photo,np@example.org,\n"
+            )
+        },
+    )
     assert good.json()["rows"] == [
         {"line": 2, "name": "Barack Obama", "email": "Barack@Example.org", "photo": "obama.jpg"},
         {"line": 3, "name": "No Photo", "email": "np@example.org", "photo": ""},
@@ -59,22 +74,35 @@ def test_it_imports_row_by_row_and_explains_bad_rows(registrar, exam):
     url = f"/admin/exams/exam/{exam.pk}/roster/row"
     client = _client(registrar)
 
-    obama = client.post(url, {"name": "Barack Obama", "email": "Barack@example.org", "photo": _photo("obama.jpg")}).json()
+    obama = client.post(
+        url, {"name": "Barack Obama", "email": "Barack@example.org", "photo": _photo("obama.jpg")}
+    ).json()
     assert obama["error"] == "" and obama["photo"] is True
     candidate = Candidate.objects.get(email="barack@example.org")
     assert obama["link"] == f"http://testserver{candidate.link_path()}"
     assert len(candidate.reference_encodings) == 1 and candidate.reference_photo and candidate.session
 
-    again = client.post(url, {"name": "Barack Obama", "email": "barack@example.org", "photo": _photo("obama.jpg")}).json()
+    again = client.post(
+        url, {"name": "Barack Obama", "email": "barack@example.org", "photo": _photo("obama.jpg")}
+    ).json()
     assert again["link"] == obama["link"]  # a retried row changes nothing
 
     no_photo = client.post(url, {"name": "No Photo", "email": "np@example.org"}).json()
     assert no_photo["error"] == "" and no_photo["photo"] is False
 
     bad = {
-        "two faces": ({"name": "Two", "email": "two@example.org", "photo": _photo("two.jpg", _two_faces_jpeg())}, "2 faces"),
-        "no image": ({"name": "Wall", "email": "wall@example.org", "photo": _photo("wall.jpg", b"not a picture")}, "photo wall.jpg"),
-        "bad email": ({"name": "Bad", "email": "not-an-email", "photo": _photo("biden.jpg")}, "not a valid email"),
+        "two faces": (
+            {"name": "Two", "email": "two@example.org", "photo": _photo("two.jpg", _two_faces_jpeg())},
+            "2 faces",
+        ),
+        "no image": (
+            {"name": "Wall", "email": "wall@example.org", "photo": _photo("wall.jpg", b"not a picture")},
+            "photo wall.jpg",
+        ),
+        "bad email": (
+            {"name": "Bad", "email": "not-an-email", "photo": _photo("biden.jpg")},
+            "not a valid email",
+        ),
         "no name": ({"name": " ", "email": "anon@example.org"}, "name is empty"),
     }
     for case, (data, reason) in bad.items():
@@ -82,7 +110,10 @@ def test_it_imports_row_by_row_and_explains_bad_rows(registrar, exam):
         assert result.status_code == 200, case
         assert reason in result.json()["error"] and not result.json()["link"], case
 
-    assert sorted(Candidate.objects.values_list("email", flat=True)) == ["barack@example.org", "np@example.org"]
+    assert sorted(Candidate.objects.values_list("email", flat=True)) == [
+        "barack@example.org",
+        "np@example.org",
+    ]
     assert AuditEntry.objects.filter(action="roster_row_import", actor=registrar).count() == 7
 
 
@@ -103,7 +134,9 @@ def test_only_staff_with_the_permission_may_import(proctor, registrar, exam):
 def test_a_photo_added_in_the_admin_is_encoded_or_refused(registrar, exam):
     client = _client(registrar)
     form = {"exam": exam.pk, "name": "Joe Biden", "email": "joe@example.org", "external_id": ""}
-    refused = client.post("/admin/exams/candidate/add/", {**form, "reference_photo": _photo("two.jpg", _two_faces_jpeg())})
+    refused = client.post(
+        "/admin/exams/candidate/add/", {**form, "reference_photo": _photo("two.jpg", _two_faces_jpeg())}
+    )
     assert refused.status_code == 200 and b"2 faces" in refused.content
     assert not Candidate.objects.exists()
 

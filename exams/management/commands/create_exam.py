@@ -16,7 +16,7 @@ def _when(value: str):
 
 
 class Command(BaseCommand):
-    help = "Create an exam. Prints its code; with --json prints {\"exam\": code, ...}."
+    help = 'Create an exam. Prints its code; with --json prints {"exam": code, ...}.'
 
     def add_arguments(self, parser):
         parser.add_argument("--title", required=True)
@@ -37,15 +37,25 @@ class Command(BaseCommand):
             raise CommandError("--closes must be after --opens")
         try:
             exam = exam_create(
-                title=o["title"], proctors=o["proctor"], opens_at=opens, closes_at=closes,
-                duration_minutes=o["duration"], frame_interval=o["interval"], retention_days=o["retention_days"],
-                external_url=o["external_url"], instructions=o["instructions"],
+                title=o["title"],
+                proctors=o["proctor"],
+                opens_at=opens,
+                closes_at=closes,
+                duration_minutes=o["duration"],
+                frame_interval=o["interval"],
+                retention_days=o["retention_days"],
+                external_url=o["external_url"],
+                instructions=o["instructions"],
             )
         except Exception as exc:  # validation errors become a clear message, not a traceback
             raise CommandError(str(exc)) from exc
         data = {
-            "exam": str(exam.code), "title": exam.title, "opens_at": exam.opens_at.isoformat(),
-            "closes_at": exam.closes_at.isoformat(), "proctors": o["proctor"],
-            "live_url": f"/proctor/exams/{exam.code}/live", "review_url": f"/review/exams/{exam.code}",
+            "exam": str(exam.code),
+            "title": exam.title,
+            "opens_at": exam.opens_at.isoformat(),
+            "closes_at": exam.closes_at.isoformat(),
+            "proctors": o["proctor"],
+            "live_url": f"/proctor/exams/{exam.code}/live",
+            "review_url": f"/review/exams/{exam.code}",
         }
         self.stdout.write(json.dumps(data) if o["json"] else str(exam.code))

@@ -27,6 +27,9 @@ class Command(BaseCommand):
         user.save()
         group, _ = Group.objects.get_or_create(name=ROLES[role])
         user.groups.add(group)
-        audit_record(action="staff_create" if created else "staff_update", actor_label="cli",
-                     details={"username": username, "role": role})
+        audit_record(
+            action="staff_create" if created else "staff_update",
+            actor_label="cli",
+            details={"username": username, "role": role},
+        )
         self.stdout.write(f"{'created' if created else 'updated'} {role} {username}")

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("exam_code")
         parser.add_argument("csv", type=Path)
-        parser.add_argument("--base-url", default="", help="prefix for printed links, e.g. https://proctor.example.edu")
+        parser.add_argument(
+            "--base-url", default="", help="prefix for printed links, e.g. https://proctor.example.edu"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, exam_code, csv, base_url, json: bool, **options):

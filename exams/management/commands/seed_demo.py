@@ -14,11 +14,18 @@ from exams.access import PROCTOR_GROUP, REVIEWER_GROUP
 from exams.models import Candidate, Exam, ExamSession
 
 DEMO_TITLE = "Demo exam"
-DEMO_CANDIDATES = [("Ada Lovelace", "ada@example.org"), ("Alan Turing", "alan@example.org"), ("Grace Hopper", "grace@example.org")]
+DEMO_CANDIDATES = [
+    ("Ada Lovelace", "ada@example.org"),
+    ("Alan Turing", "alan@example.org"),
+    ("Grace Hopper", "grace@example.org"),
+]
 
 
 class Command(BaseCommand):
-    help = "Create the demo exam, admin, proctor and reviewer accounts, and three candidates; print how to use them."
+    help = (
+        "Create the demo exam, admin, proctor and reviewer accounts, and three candidates; "
+        "print how to use them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
@@ -50,7 +57,9 @@ class Command(BaseCommand):
         if exam is None:
             exam = Exam.objects.create(
                 title=DEMO_TITLE,
-                instructions="This is a demo. Keep your face in view, stay on this tab, and press Finish when done.",
+                instructions=(
+                    "This is a demo. Keep your face in view, stay on this tab, and press Finish when done."
+                ),
                 opens_at=now - timedelta(hours=1),
                 closes_at=now + timedelta(days=30),
             )
@@ -66,9 +75,11 @@ class Command(BaseCommand):
         w("")
         w("Open Proctor demo")
         w(f"  Staff sign-in:  {base_url}/accounts/login/")
-        w(f"  Administrator:  admin / {password}   exams and roster import: {base_url}/admin/exams/exam/{exam.pk}/roster/")
+        roster_url = f"{base_url}/admin/exams/exam/{exam.pk}/roster/"
+        w(f"  Administrator:  admin / {password}   exams and roster import: {roster_url}")
         w(f"  Proctor:        proctor / {password}   live grid: {base_url}/proctor/exams/{exam.code}/live")
-        w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {base_url}/review/exams/{exam.code}")
+        review_url = f"{base_url}/review/exams/{exam.code}"
+        w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {review_url}")
         w("  Candidate links (no roster photo, so the first camera picture becomes the reference):")
         for candidate in exam.candidates.all():
             w(f"    {candidate.name:<14} {base_url}{candidate.link_path()}")
