@@ -13,12 +13,13 @@ INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run worker beat test bench evaluate clean distclean
+.PHONY: help install install-dev run worker beat lint test bench evaluate clean distclean
 
 help:
 	@echo "make run       install into $(VENV), migrate, seed the demo, serve on 127.0.0.1:$${PORT:-8000}"
 	@echo "make install   create $(VENV) and install requirements.txt"
-	@echo "make test      install requirements-dev.txt, start local services if possible, run pytest"
+	@echo "make lint      ruff check and ruff format --check"
+	@echo "make test      install requirements-dev.txt, lint, start local services if possible, run pytest"
 	@echo "make worker    run a Celery worker (needs REDIS_URL)"
 	@echo "make beat      run Celery beat (needs REDIS_URL)"
 	@echo "make bench     time the detection pipeline"
@@ -55,7 +56,11 @@ beat: $(INSTALLED)
 # The defaults point pytest at the local services that .ci/ensure-services starts;
 # they are exported to pytest only, never to the rest of the shell. Settings
 # refuse to start without SECRET_KEY once DATABASE_URL is set, hence a test key.
-test: $(INSTALLED_DEV)
+lint: $(INSTALLED_DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	.ci/ensure-services --best-effort
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/proctor}" \
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \
