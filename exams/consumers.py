@@ -29,8 +29,10 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from detection.core import DetectionError, decode_image
 from exams import live, services
 from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
+from exams.analysis import intake
 from exams.models import ExamSession, IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,6 @@ def _has_room(times: deque[float], now: float, window: float, burst: int) -> boo
 
 
 def _decodes(data: bytes) -> bool:
-    from detection.core import DetectionError, decode_image
-
     try:
         decode_image(data)
     except DetectionError:
@@ -188,11 +188,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(_decodes, thread_sensitive=False)(data):
             await self.refuse("not_an_image", "Frame is not a JPEG or PNG image that can be decoded.")
             return
-        from detection import dispatch
-
-        seq = time.time_ns() // 1000  # monotonic across reconnects, unlike a per-connection counter
-        await database_sync_to_async(dispatch.submit, thread_sensitive=False)(
-            dispatch.FRAME, session_id=str(self.session.public_id), seq=seq, data=data
+        await database_sync_to_async(intake.submit, thread_sensitive=False)(
+            intake.FRAME, session=self.session, data=data
         )
         await database_sync_to_async(services.connection_seen)(
             session=self.session, channel_name=self.channel_name

@@ -11,8 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from detection.core.config import CheckConfig
-from detection.core.rules import EVENT_TYPES, SEVERITY
+from detection.core import EVENT_TYPES, SEVERITY, CheckConfig
 
 
 def _default_checks() -> dict:

@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "exams",
-    "detection",
 ]
 
 MIDDLEWARE = [
@@ -121,6 +120,8 @@ else:
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
 CELERY_TASK_IGNORE_RESULT = True
+# Autodiscovery finds exams.tasks; the live-analysis tasks live one level down.
+CELERY_IMPORTS = ("exams.analysis.tasks",)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {

@@ -6,9 +6,11 @@ here imports Django, Celery or Channels.
 """
 
 from .analyse import analyse_frame, analyse_stream
+from .camera import camera_state
 from .config import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
 from .faces import encode_reference, verify_identity
 from .image import crop_to, decode_image, prepare_image
+from .rules import EVENT_TYPES, SEVERITY, EventAction, conditions_from, debounce
 from .types import (
     Box,
     CameraState,
@@ -23,6 +25,9 @@ from .types import (
 
 __all__ = [
     "ALL_CHECKS",
+    "EVENT_TYPES",
+    "SEVERITY",
+    "EventAction",
     "PROHIBITED_LABELS",
     "Box",
     "CameraState",
@@ -36,7 +41,10 @@ __all__ = [
     "InvalidImage",
     "analyse_frame",
     "analyse_stream",
+    "camera_state",
+    "conditions_from",
     "crop_to",
+    "debounce",
     "decode_image",
     "encode_reference",
     "prepare_image",

@@ -1,7 +1,10 @@
-"""Hand frames to the analysers: Celery workers, or a thread pool in embedded mode.
+"""The one entry into live analysis: hand a frame to the analysers (Celery
+workers, or a thread pool in embedded mode).
 
-Called from the websocket consumer and from the verification view. Nothing
-here decodes or analyses an image.
+The candidate websocket (camera frames) and the verification upload (identity
+photos) both call ``submit``, and nothing else enters analysis. Nothing here
+decodes or analyses an image. Tasks are queued by name, so this module never
+imports the task module that imports it back.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 
-from detection.queue import QueuedFrame, frame_queue
+from exams import services
+from exams.analysis.queue import QueuedFrame, frame_queue
+from exams.models import ExamSession
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +40,40 @@ def _embedded_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="analyse")
 
 
+# The task each kind of frame is analysed by, by registered name.
+TASKS = {FRAME: "analysis.analyse_frame", VERIFY: "analysis.verify_identity"}
+
+
 def _schedule(kind: str, session_id: str) -> None:
-    from detection import tasks
-
-    task = tasks.analyse_frame if kind == FRAME else tasks.verify_identity
+    name = TASKS[kind]
     if settings.EMBEDDED:
-        _embedded_pool().submit(_run_embedded, task, session_id)
+        _embedded_pool().submit(_run_embedded, name, session_id)
     else:
-        task.delay(session_id=session_id)
+        current_app.signature(name, kwargs={"session_id": session_id}).apply_async()
 
 
-def _run_embedded(task, session_id: str) -> None:
-    from django.db import close_old_connections
-
+def _run_embedded(name: str, session_id: str) -> None:
     try:
-        task.run(session_id=session_id)
+        # Imports CELERY_IMPORTS once, so the task is registered by name.
+        current_app.loader.import_default_modules()
+        current_app.tasks[name].run(session_id=session_id)
     except Exception:
         log.exception("embedded analysis of session %s failed", session_id)
     finally:
         close_old_connections()
 
 
-def submit(kind: str, *, session_id: str, seq: int, data: bytes) -> None:
-    """Queue the latest frame of a session; schedule an analysis unless one is running."""
-    frame = QueuedFrame(session_id=session_id, seq=seq, received_at=time.time(), data=data)
-    if kind == FRAME:
+def submit(kind: str, *, session: ExamSession, data: bytes) -> None:
+    """Queue the latest ``data`` of a session (a camera frame or a verification
+    photo, by ``kind``) and schedule its analysis unless one is running."""
+    session_id = str(session.public_id)
+    if kind == VERIFY:
+        services.verification_pending(session=session)
+        seq = session.verification_attempts + 1
+    else:
+        seq = time.time_ns() // 1000  # monotonic across reconnects, unlike a per-connection counter
         cache.set(thumbnail_key(session_id), data, THUMBNAIL_TTL_SECONDS)
+    frame = QueuedFrame(session_id=session_id, seq=seq, received_at=time.time(), data=data)
     if frame_queue().put(kind, frame):
         _schedule(kind, session_id)
 

@@ -13,20 +13,21 @@ from datetime import UTC, datetime
 import numpy as np
 from django.db import transaction
 
-from detection import dispatch
 from detection.core import (
+    CameraState,
     DetectionError,
     FaceCountError,
     analyse_stream,
+    camera_state,
+    conditions_from,
+    debounce,
     decode_image,
     encode_reference,
     verify_identity,
 )
-from detection.core.camera import camera_state
-from detection.core.rules import conditions_from, debounce
-from detection.core.types import CameraState
-from detection.queue import frame_queue
 from exams import live, services
+from exams.analysis import intake
+from exams.analysis.queue import frame_queue
 from exams.models import ExamSession
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def analyse_next_frame(session_id: str) -> str:
     try:
         return _analyse_next_frame(session_id)
     finally:
-        dispatch.finished(dispatch.FRAME, session_id)
+        intake.finished(intake.FRAME, session_id)
 
 
 def _analyse_next_frame(session_id: str) -> str:
-    frame = frame_queue().take(dispatch.FRAME, session_id)
+    frame = frame_queue().take(intake.FRAME, session_id)
     if frame is None:
         return "no frame"
     session = _load(session_id)
@@ -105,11 +106,11 @@ def verify_next_photo(session_id: str) -> str:
     try:
         return _verify_next_photo(session_id)
     finally:
-        dispatch.finished(dispatch.VERIFY, session_id)
+        intake.finished(intake.VERIFY, session_id)
 
 
 def _verify_next_photo(session_id: str) -> str:
-    frame = frame_queue().take(dispatch.VERIFY, session_id)
+    frame = frame_queue().take(intake.VERIFY, session_id)
     if frame is None:
         return "no photo"
     session = _load(session_id)

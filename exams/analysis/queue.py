@@ -59,6 +59,10 @@ class RedisFrameQueue:
             return None
         return QueuedFrame(session_id, int(raw[b"seq"]), float(raw[b"at"]), raw[b"data"])
 
+    def idle(self, kind: str, session_id: str) -> bool:
+        """No frame of the session is waiting, and none is being analysed."""
+        return not self.redis.exists(*self._keys(kind, session_id))
+
     def release(self, kind: str, session_id: str) -> bool:
         """Drop the busy flag; True if a frame arrived meanwhile and must be scheduled."""
         data_key, busy_key = self._keys(kind, session_id)
@@ -88,6 +92,11 @@ class MemoryFrameQueue:
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         with self._lock:
             return self._frames.pop((kind, session_id), None)
+
+    def idle(self, kind: str, session_id: str) -> bool:
+        key = (kind, session_id)
+        with self._lock:
+            return key not in self._frames and key not in self._busy
 
     def release(self, kind: str, session_id: str) -> bool:
         key = (kind, session_id)

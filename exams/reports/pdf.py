@@ -2,7 +2,7 @@
 risk score, the event timeline, the conversation and the evidence frames that
 retention still holds.
 
-It reads the same sessions as the JSON and CSV exports (exams.reports.exam_sessions),
+It reads the same sessions as the JSON and CSV exports (exams.reports.data.exam_sessions),
 as model objects rather than rows, because it opens the evidence files.
 """
 
@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from exams.models import Event, Exam, ExamSession
-from exams.reports import exam_sessions
+from exams.reports.data import exam_sessions
 from exams.risk import risk_of
 
 # Evidence frames printed per session; the rest are listed in the timeline only,

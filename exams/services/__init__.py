@@ -24,7 +24,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from detection.core.rules import SEVERITY, EventAction
+from detection.core import SEVERITY, DetectionError, EventAction, decode_image, encode_reference
 from exams import live
 from exams.models import (
     AuditEntry,
@@ -125,8 +125,6 @@ def roster_rows(text: str) -> list[dict[str, Any]]:
 def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
     """The stored form of a reference photo's face: one 128-d encoding.
     Raises DetectionError when the photo is no image or not exactly one face."""
-    from detection.core import decode_image, encode_reference
-
     return [encode_reference(decode_image(photo_bytes)).tolist()]
 
 
@@ -139,8 +137,6 @@ def candidate_add(
     unchanged. Raises RosterError for an empty name, a bad email, or a photo
     that does not show exactly one face.
     """
-    from detection.core import DetectionError
-
     email = email.strip().lower()
     if not name.strip():
         raise RosterError("name is empty")
@@ -225,14 +221,10 @@ def session_consent(*, session: ExamSession, version: str) -> None:
         )
 
 
-def verification_submit(*, session: ExamSession, jpeg: bytes) -> None:
-    from detection import dispatch
-
+def verification_pending(*, session: ExamSession) -> None:
+    """A verification photo was received and is queued for the identity check."""
     ExamSession.objects.filter(pk=session.pk).update(
         verification_status="pending", verification_message="Checking your photo…"
-    )
-    dispatch.submit(
-        dispatch.VERIFY, session_id=str(session.public_id), seq=session.verification_attempts + 1, data=jpeg
     )
 
 

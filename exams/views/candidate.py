@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exams import services
 from exams.access import TokenRefused, get_candidate_for_token
+from exams.analysis import intake
 from exams.models import ExamSession
 
 State = ExamSession.State
@@ -112,7 +113,7 @@ def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonRespons
         return JsonResponse(
             {"error": "not_an_image", "message": "The photo must be a JPEG or PNG image."}, status=415
         )
-    services.verification_submit(session=session, jpeg=body)
+    intake.submit(intake.VERIFY, session=session, data=body)
     return JsonResponse({"status": "pending", "message": "Checking your photo…"}, status=202)
 
 

@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from detection.dispatch import thumbnail_key
 from exams import services
 from exams.access import exams_for_proctor, get_exam_for_proctor, get_session_for_proctor, is_proctor
+from exams.analysis.intake import thumbnail_key
 from exams.models import ExamSession, IllegalTransition
 
 

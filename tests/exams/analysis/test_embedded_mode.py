@@ -11,8 +11,8 @@ import pytest
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
-from detection import queue
 from exams import live
+from exams.analysis import queue
 from tests.detection.detection_photos import jpeg, photo, side_by_side
 
 # PostgreSQL: the thread pool writes while the test reads; in-memory SQLite locks.

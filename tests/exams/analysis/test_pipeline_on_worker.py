@@ -10,9 +10,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
-from detection import dispatch, pipeline
-from detection.queue import frame_queue
 from exams import live
+from exams.analysis import intake, pipeline
+from exams.analysis.queue import QueuedFrame, frame_queue
 from exams.models import Event, ExamSession
 from tests.detection.detection_photos import jpeg, photo, side_by_side, webcam_photo
 
@@ -58,11 +58,11 @@ def test_it_turns_a_persisting_second_face_into_one_live_event(
 
     for seq in range(1, 10):  # ~4.5 s of a second person in view
         last_jpeg = jpeg(_with_sensor_noise(two_faces, seq))
-        dispatch.submit(dispatch.FRAME, session_id=session_id, seq=seq, data=last_jpeg)
+        intake.submit(intake.FRAME, session=live_session, data=last_jpeg)
         time.sleep(0.5)
 
     events = _wait_for(lambda: list(Event.objects.filter(session=live_session, type="multiple_faces")))
-    _wait_for(lambda: ExamSession.objects.get(pk=live_session.pk).last_frame_seq == 9)
+    _wait_for(lambda: frame_queue().idle(intake.FRAME, session_id))
     events = list(Event.objects.filter(session=live_session, type="multiple_faces"))
     assert len(events) == 1, "a persisting condition is one event whose end moves forward"
     event = events[0]
@@ -72,7 +72,7 @@ def test_it_turns_a_persisting_second_face_into_one_live_event(
     session = ExamSession.objects.get(pk=live_session.pk)
     assert 1 <= session.frames_analysed <= 9  # latest-wins: a slow worker skips stale frames
     assert session.last_faces == 2
-    assert cache.get(dispatch.thumbnail_key(session_id)) == last_jpeg
+    assert cache.get(intake.thumbnail_key(session_id)) == last_jpeg
 
     pushed = []
     while True:
@@ -91,8 +91,8 @@ def test_it_lets_the_candidate_pass_identity_verification(celery_worker_process,
 
     session = candidate.session
     advance(session, "consented")
-    dispatch.submit(
-        dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama2.jpg"))
+    intake.submit(
+        intake.VERIFY, session=ExamSession.objects.get(pk=session.pk), data=jpeg(webcam_photo("obama2.jpg"))
     )
     session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
     assert session.verification_status == "matched"
@@ -106,12 +106,12 @@ def test_it_refuses_a_stranger_twice_then_flags_for_a_human(celery_worker_proces
     advance(session, "consented")
     biden = jpeg(webcam_photo("biden.jpg"))
     for attempt in (1, 2):
-        dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=attempt, data=biden)
+        intake.submit(intake.VERIFY, session=ExamSession.objects.get(pk=session.pk), data=biden)
         _wait_for(lambda n=attempt: ExamSession.objects.get(pk=session.pk).verification_attempts == n)
         refused = ExamSession.objects.get(pk=session.pk)
         assert refused.state == "consented" and refused.verification_status == "mismatch"
         assert "did not match" in refused.verification_message
-    dispatch.submit(dispatch.VERIFY, session_id=str(session.public_id), seq=3, data=biden)
+    intake.submit(intake.VERIFY, session=ExamSession.objects.get(pk=session.pk), data=biden)
     flagged = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
     assert flagged.verification_status == "mismatch_flagged"
     event = Event.objects.get(session=session, type="identity_mismatch")
@@ -122,12 +122,10 @@ def test_it_refuses_a_stranger_twice_then_flags_for_a_human(celery_worker_proces
 def test_it_ignores_a_duplicate_delivery_and_a_replayed_frame(live_session, two_faces_jpeg):
     """Run in-process: the task body is idempotent whoever runs it."""
     session_id = str(live_session.public_id)
-    dispatch.frame_queue().put(
-        dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg)
-    )
+    frame_queue().put(intake.FRAME, QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
     assert pipeline.analyse_next_frame(session_id).startswith("analysed")
     assert pipeline.analyse_next_frame(session_id) == "no frame"  # the same task delivered twice
-    frame_queue().put(dispatch.FRAME, dispatch.QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
+    frame_queue().put(intake.FRAME, QueuedFrame(session_id, 5, time.time(), two_faces_jpeg))
     assert pipeline.analyse_next_frame(session_id) == "already analysed"
     assert ExamSession.objects.get(pk=live_session.pk).frames_analysed == 1
 
@@ -139,8 +137,8 @@ def test_it_captures_an_unverified_reference_when_the_roster_had_no_photo(celery
     newcomer = _candidate(exam, "No Photo", "nophoto@example.org")
     session = newcomer.session
     advance(session, "consented")
-    dispatch.submit(
-        dispatch.VERIFY, session_id=str(session.public_id), seq=1, data=jpeg(webcam_photo("obama.jpg"))
+    intake.submit(
+        intake.VERIFY, session=ExamSession.objects.get(pk=session.pk), data=jpeg(webcam_photo("obama.jpg"))
     )
     session = _wait_for(lambda: ExamSession.objects.filter(pk=session.pk, state="verified").first())
     newcomer.refresh_from_db()
@@ -171,8 +169,8 @@ def test_it_tells_the_candidate_why_no_face_was_found(candidate):
     }
     for seq, (reason, picture) in enumerate(pictures.items(), start=1):
         frame_queue().put(
-            dispatch.VERIFY,
-            dispatch.QueuedFrame(session_id, seq, time.time(), jpeg(picture.astype(np.uint8))),
+            intake.VERIFY,
+            QueuedFrame(session_id, seq, time.time(), jpeg(picture.astype(np.uint8))),
         )
         assert pipeline.verify_next_photo(session_id) == "no_face"
         refused = ExamSession.objects.get(pk=session.pk)

@@ -1,0 +1,64 @@
+"""The report as JSON or CSV text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from exams.models import Exam
+from exams.reports.data import exam_report
+
+CSV_COLUMNS = [
+    "candidate",
+    "email",
+    "state",
+    "consented_at",
+    "started_at",
+    "finished_at",
+    "risk_score",
+    "event_type",
+    "severity",
+    "started_at_event",
+    "ended_at",
+    "confidence",
+    "review_status",
+    "evidence",
+]
+
+
+def report_json(exam: Exam) -> str:
+    return json.dumps({"exam": str(exam.code), "title": exam.title, "sessions": exam_report(exam)}, indent=2)
+
+
+def report_csv(exam: Exam) -> str:
+    """One row per event; a session without events still gets one row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for s in exam_report(exam):
+        head = [
+            s["candidate"],
+            s["email"],
+            s["state"],
+            s["consented_at"],
+            s["started_at"],
+            s["finished_at"],
+            s["risk_score"],
+        ]
+        if not s["events"]:
+            writer.writerow(head + [""] * 7)
+        for e in s["events"]:
+            writer.writerow(
+                head
+                + [
+                    e["type"],
+                    e["severity"],
+                    e["started_at"],
+                    e["ended_at"],
+                    e["confidence"],
+                    e["review_status"],
+                    e["evidence"] or "",
+                ]
+            )
+    return out.getvalue()
