@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from exams.models import Candidate, Event, Exam, ExamSession
@@ -59,10 +60,7 @@ def get_exam_for_proctor(user, code) -> Exam:
     """The exam, if ``user`` proctors it. Others get 404 (not 403) so codes do not leak."""
     if not is_proctor(user):
         raise PermissionDenied("proctors only")
-    try:
-        return exams_for_proctor(user).get(code=_parse_uuid(code))
-    except Exam.DoesNotExist:
-        raise Http404("no such exam") from None
+    return get_object_or_404(exams_for_proctor(user), code=_parse_uuid(code))
 
 
 def get_session_for_proctor(user, public_id) -> ExamSession:
@@ -71,38 +69,30 @@ def get_session_for_proctor(user, public_id) -> ExamSession:
     qs = ExamSession.objects.select_related("candidate__exam")
     if not user.is_superuser:
         qs = qs.filter(candidate__exam__proctors=user)
-    try:
-        return qs.get(public_id=_parse_uuid(public_id))
-    except ExamSession.DoesNotExist:
-        raise Http404("no such session") from None
+    return get_object_or_404(qs, public_id=_parse_uuid(public_id))
 
 
 def get_exam_for_reviewer(user, code) -> Exam:
     if not is_reviewer(user):
         raise PermissionDenied("reviewers only")
-    try:
-        return Exam.objects.get(code=_parse_uuid(code))
-    except Exam.DoesNotExist:
-        raise Http404("no such exam") from None
+    return get_object_or_404(Exam, code=_parse_uuid(code))
 
 
 def get_session_for_reviewer(user, public_id) -> ExamSession:
     if not is_reviewer(user):
         raise PermissionDenied("reviewers only")
-    try:
-        return ExamSession.objects.select_related("candidate__exam").get(public_id=_parse_uuid(public_id))
-    except ExamSession.DoesNotExist:
-        raise Http404("no such session") from None
+    return get_object_or_404(
+        ExamSession.objects.select_related("candidate__exam"), public_id=_parse_uuid(public_id)
+    )
 
 
 def get_event_for_staff(user, public_id) -> Event:
     """Evidence is visible to reviewers and to the exam's proctors."""
     if not (is_reviewer(user) or is_proctor(user)):
         raise PermissionDenied("staff only")
-    try:
-        event = Event.objects.select_related("session__candidate__exam").get(public_id=_parse_uuid(public_id))
-    except Event.DoesNotExist:
-        raise Http404("no such event") from None
+    event = get_object_or_404(
+        Event.objects.select_related("session__candidate__exam"), public_id=_parse_uuid(public_id)
+    )
     if is_reviewer(user) or event.session.exam.proctors.filter(pk=user.pk).exists():
         return event
     raise Http404("no such event")

@@ -62,7 +62,7 @@ def _reload(session: ExamSession) -> ExamSession:
 
 @database_sync_to_async
 def _audit_refusal(action: str, details: dict, session: ExamSession | None = None) -> None:
-    label = services._candidate_label(session) if session else "anonymous"
+    label = services.candidate_label(session) if session else "anonymous"
     services.audit_record(action=action, actor_label=label, session=session, details=details)
 
 

@@ -80,7 +80,7 @@ def session_payload(session) -> dict[str, Any]:
     }
 
 
-def session_changed(session, *, events=(), analysis=None) -> None:
+def session_changed(session, *, events=()) -> None:
     """Tell the exam's proctors what changed in one session."""
     group = exam_group(session.exam.code)
     _send(group, {"type": "session", "session": session_payload(session)})

@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from detection.core import EVENT_TYPES, SEVERITY, CheckConfig
+from detection.core import EVENT_TYPES, CheckConfig
 
 
 def _default_checks() -> dict:
@@ -101,6 +101,28 @@ class IllegalTransition(Exception):
     pass
 
 
+class ExamSessionQuerySet(models.QuerySet):
+    def locked(self, pk: int) -> ExamSession:
+        """The session, reloaded with its candidate and exam, its row locked
+        until the surrounding transaction ends. Only the session's own row is
+        locked (``of=("self",)``): the candidate and exam rows stay free."""
+        return self.select_for_update(of=("self",)).select_related("candidate__exam").get(pk=pk)
+
+
+class VerificationStatus(models.TextChoices):
+    """Where the identity check before the exam stands; the message beside it says it in words."""
+
+    NONE = "", "Not started"
+    PENDING = "pending", "Checking"
+    BAD_IMAGE = "bad_image", "Picture unreadable"
+    NO_FACE = "no_face", "No face found"
+    MULTIPLE_FACES = "multiple_faces", "Several faces"
+    MISMATCH = "mismatch", "Did not match"
+    MATCHED = "matched", "Matched"
+    MISMATCH_FLAGGED = "mismatch_flagged", "Did not match; flagged for a human"
+    CAPTURED_REFERENCE = "captured_reference", "Reference captured (unverified)"
+
+
 class ExamSession(models.Model):
     """One attempt. Its state only changes through the transition methods."""
 
@@ -125,6 +147,8 @@ class ExamSession(models.Model):
     }
     FINISHED = (State.SUBMITTED, State.TERMINATED, State.CLEARED, State.VIOLATION)
 
+    objects = ExamSessionQuerySet.as_manager()
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="session")
     state = models.CharField(max_length=20, choices=State.choices, default=State.INVITED)
@@ -138,7 +162,9 @@ class ExamSession(models.Model):
     paused = models.BooleanField(default=False)
 
     # Identity check before the exam.
-    verification_status = models.CharField(max_length=30, blank=True)
+    verification_status = models.CharField(
+        max_length=30, blank=True, choices=VerificationStatus.choices, default=VerificationStatus.NONE
+    )
     verification_message = models.CharField(max_length=300, blank=True)
     verification_attempts = models.PositiveIntegerField(default=0)
     verification_distance = models.FloatField(null=True, blank=True)
@@ -236,9 +262,11 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.type} {self.started_at:%H:%M:%S}"
 
-    @classmethod
-    def severity_of(cls, event_type: str) -> str:
-        return SEVERITY[event_type]
+    def close(self, at: datetime) -> None:
+        """End the event at ``at`` (never before it started) and save it."""
+        self.ended_at = max(at, self.started_at)
+        self.is_open = False
+        self.save(update_fields=["ended_at", "is_open"])
 
     @property
     def duration_seconds(self) -> float:
@@ -263,6 +291,14 @@ class ReviewDecision(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class ReviewOutcome(models.TextChoices):
+    """What a reviewer's decision on a whole session led to."""
+
+    CLEARED = "cleared", "Cleared"
+    VIOLATION = "violation", "Violation"
+    AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting a second reviewer"
 
 
 class Message(models.Model):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exams.models import Event
+
 WEIGHTS = {"high": 30, "medium": 15, "low": 5}
 
 
@@ -26,7 +28,7 @@ def risk_of(events) -> Risk:
     weight times its confidence, and the total is capped at 100."""
     grouped: dict[str, list] = {}
     for event in events:
-        if event.review_status == "dismissed":
+        if event.review_status == Event.Review.DISMISSED:
             continue
         grouped.setdefault(event.type, []).append(event)
     lines = []

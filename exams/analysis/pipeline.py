@@ -28,7 +28,7 @@ from detection.core import (
 from exams import live, services
 from exams.analysis import intake
 from exams.analysis.queue import frame_queue
-from exams.models import ExamSession
+from exams.models import ExamSession, VerificationStatus
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _analyse_next_frame(session_id: str) -> str:
     references = _references(session)
 
     with transaction.atomic():
-        session = ExamSession.objects.select_for_update().select_related("candidate__exam").get(pk=session.pk)
+        session = ExamSession.objects.locked(session.pk)
         if frame.seq <= session.last_frame_seq:
             return "already analysed"
         state = session.analysis_state or {}
@@ -98,7 +98,7 @@ def _analyse_next_frame(session_id: str) -> str:
             ]
         )
         events = services.events_apply(session=session, actions=actions, evidence_jpeg=frame.data)
-        transaction.on_commit(lambda: live.session_changed(session, events=events, analysis=analysis))
+        transaction.on_commit(lambda: live.session_changed(session, events=events))
     return f"analysed, {len(actions)} event actions"
 
 
@@ -119,7 +119,7 @@ def _verify_next_photo(session_id: str) -> str:
     try:
         image = decode_image(frame.data)
     except DetectionError as exc:
-        services.verification_result(session=session, status="bad_image", message=str(exc))
+        services.verification_result(session=session, status=VerificationStatus.BAD_IMAGE, message=str(exc))
         return "bad image"
     candidate = session.candidate
     references = _references(session)
@@ -131,7 +131,7 @@ def _verify_next_photo(session_id: str) -> str:
             return "reference captured"
         result = verify_identity(image, references, threshold=threshold)
     except FaceCountError as exc:
-        status = "no_face" if exc.faces == 0 else "multiple_faces"
+        status = VerificationStatus.NO_FACE if exc.faces == 0 else VerificationStatus.MULTIPLE_FACES
         message = _face_count_message(exc.faces, camera_state(image))
         services.verification_result(session=session, status=status, message=message)
         return status

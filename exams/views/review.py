@@ -12,8 +12,10 @@ from django.views.decorators.http import require_POST
 
 from exams import reports, services
 from exams.access import get_event_for_staff, get_exam_for_reviewer, get_session_for_reviewer, is_reviewer
-from exams.models import Exam, ExamSession, IllegalTransition
+from exams.models import Event, Exam, ExamSession, IllegalTransition, ReviewOutcome
 from exams.risk import risk_of
+
+DISMISSED = Event.Review.DISMISSED
 
 
 @login_required
@@ -31,8 +33,8 @@ def review_exam(request: HttpRequest, code) -> HttpResponse:
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
         .annotate(
-            high=Count("events", filter=Q(events__severity="high") & ~Q(events__review_status="dismissed")),
-            flags=Count("events", filter=~Q(events__review_status="dismissed")),
+            high=Count("events", filter=Q(events__severity="high") & ~Q(events__review_status=DISMISSED)),
+            flags=Count("events", filter=~Q(events__review_status=DISMISSED)),
         )
         .order_by("-high", "-flags", "candidate__name")
     )
@@ -90,7 +92,7 @@ def review_decide(request: HttpRequest, public_id) -> HttpResponse:
     except (ValueError, IllegalTransition) as exc:
         messages.error(request, str(exc))
     else:
-        if result == "awaiting_second_reviewer":
+        if result == ReviewOutcome.AWAITING_SECOND_REVIEWER:
             messages.info(
                 request, "Violation proposed. A second reviewer must confirm it before it is final."
             )

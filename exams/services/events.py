@@ -1,0 +1,160 @@
+"""Flagged events: debounced detections, instant events and browser integrity signals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from detection.core import SEVERITY, EventAction
+from exams import live
+from exams.models import Event, ExamSession
+
+COPY_PASTE_MERGE_SECONDS = 10
+
+
+def event_new(
+    session: ExamSession,
+    *,
+    event_type: str,
+    key: str,
+    started: datetime,
+    ended: datetime,
+    is_open: bool,
+    confidence: float,
+    details: dict,
+    evidence_jpeg: bytes | None,
+) -> Event:
+    event = Event(
+        session=session,
+        type=event_type,
+        key=key,
+        severity=SEVERITY[event_type],
+        started_at=started,
+        ended_at=ended,
+        is_open=is_open,
+        confidence=confidence,
+        details=details,
+    )
+    if evidence_jpeg:
+        event.evidence.save(
+            f"{session.public_id.hex}-{event.public_id.hex}.jpg", ContentFile(evidence_jpeg), save=False
+        )
+    event.save()
+    return event
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def events_apply(
+    *, session: ExamSession, actions: Iterable[EventAction], evidence_jpeg: bytes | None
+) -> list[Event]:
+    """Persist debounced event actions. A persisting condition is one event whose end moves forward."""
+    changed: list[Event] = []
+    for action in actions:
+        current = session.events.filter(key=action.key, is_open=True).order_by("-started_at").first()
+        if action.kind == "open":
+            if current is not None:  # already open (a retried frame): extend instead
+                current.ended_at = _ts(action.ended_at)
+                current.save(update_fields=["ended_at"])
+                continue
+            changed.append(
+                event_new(
+                    session,
+                    event_type=action.type,
+                    key=action.key,
+                    started=_ts(action.started_at),
+                    ended=_ts(action.ended_at),
+                    is_open=True,
+                    confidence=action.confidence,
+                    details=action.details,
+                    evidence_jpeg=evidence_jpeg,
+                )
+            )
+        elif current is None:
+            continue
+        elif action.kind == "extend":
+            current.ended_at = _ts(action.ended_at)
+            current.confidence = max(current.confidence, action.confidence)
+            current.save(update_fields=["ended_at", "confidence"])
+        elif action.kind == "close":
+            current.close(_ts(action.ended_at))
+            changed.append(current)
+    return changed
+
+
+def event_record_instant(
+    *,
+    session: ExamSession,
+    event_type: str,
+    at: datetime,
+    confidence: float = 1.0,
+    details: dict | None = None,
+    evidence_jpeg: bytes | None = None,
+) -> Event:
+    return event_new(
+        session,
+        event_type=event_type,
+        key=event_type,
+        started=at,
+        ended=at,
+        is_open=False,
+        confidence=confidence,
+        details=details or {},
+        evidence_jpeg=evidence_jpeg,
+    )
+
+
+def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event | None:
+    """A browser integrity signal. tab_hidden and fullscreen_exit span time; copy_paste is instant."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = ExamSession.objects.locked(session.pk)
+        if not session.is_live:
+            return None
+        current = session.events.filter(key=signal, is_open=True).first()
+        event: Event | None = None
+        if signal == "copy_paste":
+            recent = (
+                session.events.filter(
+                    key=signal, ended_at__gte=now - timedelta(seconds=COPY_PASTE_MERGE_SECONDS)
+                )
+                .order_by("-ended_at")
+                .first()
+            )
+            if recent is not None:
+                recent.ended_at = now
+                recent.details = {**recent.details, "count": int(recent.details.get("count", 1)) + 1}
+                recent.save(update_fields=["ended_at", "details"])
+                event = recent
+            else:
+                event = event_record_instant(session=session, event_type=signal, at=now, details={"count": 1})
+        elif active and current is None:
+            event = event_new(
+                session,
+                event_type=signal,
+                key=signal,
+                started=now,
+                ended=now,
+                is_open=True,
+                confidence=1.0,
+                details={},
+                evidence_jpeg=None,
+            )
+        elif not active and current is not None:
+            current.close(now)
+            event = current
+    if event is not None:
+        live.session_changed(session, events=[event])
+    return event
+
+
+def events_close_open(*, session: ExamSession) -> None:
+    """The attempt is over: every open event ends where it was last seen."""
+    for event in session.events.filter(is_open=True):
+        event.close(event.ended_at)

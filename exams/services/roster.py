@@ -1,0 +1,152 @@
+"""Exams and their rosters: creating an exam, parsing and importing candidates."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.validators import validate_email
+from django.db import transaction
+
+from detection.core import DetectionError, decode_image, encode_reference
+from exams.models import Candidate, Exam, ExamSession
+from exams.services.audit import audit_record
+
+User = get_user_model()
+
+
+def exam_create(*, title: str, proctors: Sequence[str] = (), actor_label: str = "cli", **fields: Any) -> Exam:
+    users = list(User.objects.filter(username__in=proctors))
+    missing = set(proctors) - {u.username for u in users}
+    if missing:
+        raise ValueError(f"unknown proctor user(s): {', '.join(sorted(missing))}")
+    with transaction.atomic():
+        exam = Exam(title=title, **fields)
+        exam.full_clean()
+        exam.save()
+        exam.proctors.set(users)
+        audit_record(action="exam_create", actor_label=actor_label, exam=exam, details={"title": title})
+    return exam
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    name: str
+    email: str
+    link: str
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "email": self.email, "link": self.link, "error": self.error}
+
+
+class RosterError(ValueError):
+    """One roster row cannot be imported; the message says why, for the person fixing the roster."""
+
+
+ROSTER_COLUMNS = ("name", "email", "photo")
+
+
+def roster_rows(text: str) -> list[dict[str, Any]]:
+    """Parse roster CSV text (already decoded, byte-order mark removed) into
+    ``{"line", "name", "email", "photo"}`` dicts, stripped.
+
+    Raises ValueError when a column is missing; row-level problems are left to
+    ``candidate_add`` so that one bad row never stops the others.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = set(ROSTER_COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
+    return [
+        {"line": line, **{column: (row.get(column) or "").strip() for column in ROSTER_COLUMNS}}
+        for line, row in enumerate(reader, start=2)
+    ]
+
+
+def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
+    """The stored form of a reference photo's face: one 128-d encoding.
+    Raises DetectionError when the photo is no image or not exactly one face."""
+    return [encode_reference(decode_image(photo_bytes)).tolist()]
+
+
+def candidate_add(
+    *, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b""
+) -> Candidate:
+    """Add one candidate with the face encoding of their roster photo (optional).
+
+    Idempotent on (exam, email): a candidate already on the exam is returned
+    unchanged. Raises RosterError for an empty name, a bad email, or a photo
+    that does not show exactly one face.
+    """
+    email = email.strip().lower()
+    if not name.strip():
+        raise RosterError("name is empty")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise RosterError(f"{email!r} is not a valid email address") from None
+    existing = Candidate.objects.filter(exam=exam, email=email).first()
+    if existing is not None:
+        return existing
+    encodings: list[list[float]] = []
+    if photo_bytes:
+        try:
+            encodings = reference_encodings(photo_bytes)
+        except DetectionError as exc:
+            raise RosterError(f"photo {photo_name}: {exc}") from None
+    with transaction.atomic():
+        candidate = Candidate.objects.create(
+            exam=exam, name=name.strip(), email=email, reference_encodings=encodings
+        )
+        if photo_bytes:
+            suffix = Path(photo_name).suffix.lower() or ".jpg"
+            candidate.reference_photo.save(f"{candidate.token[:12]}{suffix}", ContentFile(photo_bytes))
+        ExamSession.objects.create(candidate=candidate)
+    return candidate
+
+
+def roster_import(
+    *, exam: Exam, csv_path: Path, base_url: str = "", actor_label: str = "cli"
+) -> list[RosterRow]:
+    """Import candidates from ``name,email,photo``. Bad rows get an error; good rows are imported.
+
+    Photo paths are relative to the CSV file. Re-importing a row whose email is
+    already on the exam updates nothing and reports its existing link.
+    """
+    results: list[RosterRow] = []
+    for row in roster_rows(csv_path.read_text(encoding="utf-8-sig")):
+        name, email, photo = row["name"], row["email"].lower(), row["photo"]
+        photo_bytes = b""
+        try:
+            if photo:
+                try:
+                    photo_bytes = (csv_path.parent / photo).resolve().read_bytes()
+                except OSError as exc:
+                    raise RosterError(f"cannot read photo {photo}: {exc.strerror or exc}") from None
+            candidate = candidate_add(
+                exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes
+            )
+        except RosterError as exc:
+            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
+            continue
+        results.append(RosterRow(name, email, base_url + candidate.link_path(), ""))
+    audit_record(
+        action="roster_import",
+        actor_label=actor_label,
+        exam=exam,
+        details={"rows": len(results), "errors": sum(1 for r in results if r.error)},
+    )
+    return results
+
+
+def session_for_candidate(candidate: Candidate) -> ExamSession:
+    session, _ = ExamSession.objects.get_or_create(candidate=candidate)
+    return session
