@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,12 +65,37 @@ def checkout(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# bin/run's grace period before it kills a process group, shortened for the
+# tests; every wait below is derived from it.
+STOP_GRACE_SECONDS = 5
+# Time for the stubs to start or exit once told: they are shell one-liners.
+STUB_SECONDS = 10
+
+
 def _env(checkout: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "SECRET_KEY")
     }
-    env.update(STUB_LOG=str(checkout / "stub.log"), STOP_GRACE_SECONDS="5", **extra)
+    env.update(STUB_LOG=str(checkout / "stub.log"), STOP_GRACE_SECONDS=str(STOP_GRACE_SECONDS), **extra)
     return env
+
+
+def _default_signals() -> None:
+    """In the child before exec: a shell started from a non-interactive background
+    job inherits SIGINT and SIGQUIT as ignored, and bash cannot trap a signal that
+    was ignored on entry. A terminal gives bin/run the default disposition."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _run(checkout: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(checkout / "bin/run")], env=env, preexec_fn=_default_signals)
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
 
 
 def _log(checkout: Path) -> list[list[str]]:
@@ -85,7 +111,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
+def _wait_for(predicate, timeout: float = STUB_SECONDS) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -101,12 +127,13 @@ SERVICES = {
 
 
 @pytest.fixture
-def services_run(checkout: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
-    """bin/run in services mode, once all three processes and their children are up."""
-    process = subprocess.Popen([str(checkout / "bin/run")], env=_env(checkout, **SERVICES))
+def services_run(checkout: Path) -> Iterator[tuple[subprocess.Popen, Path, str]]:
+    """bin/run in services mode on a free port, once all three processes and their children are up."""
+    port = _free_port()
+    process = _run(checkout, _env(checkout, PORT=port, **SERVICES))
     try:
         assert _wait_for(lambda: sum(entry[0] == "child" for entry in _log(checkout)) == 3)
-        yield process, checkout
+        yield process, checkout, port
     finally:
         if process.poll() is None:
             process.kill()
@@ -124,45 +151,43 @@ def _pids(checkout: Path) -> list[int]:
 
 
 def test_it_migrates_seeds_and_execs_daphne_in_embedded_mode(checkout: Path) -> None:
-    process = subprocess.Popen(
-        [str(checkout / "bin/run")],
-        env=_env(checkout, PORT="8123", STUB_EXIT_AT_ONCE="1"),
-    )
-    assert process.wait(timeout=30) == 0
+    port = _free_port()
+    process = _run(checkout, _env(checkout, PORT=port, STUB_EXIT_AT_ONCE="1"))
+    assert process.wait(timeout=STUB_SECONDS) == 0
     log = _log(checkout)
     assert [entry[:3] for entry in log[:2]] == [
         ["python", "manage.py", "migrate"],
         ["python", "manage.py", "seed_demo"],
     ]
-    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", "8123", "proctor.asgi:application"]
+    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", port, "proctor.asgi:application"]
     assert int(log[2][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
     assert len(log) == 3
 
 
 def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> None:
-    _, checkout = services_run
+    _, checkout, port = services_run
     started = sorted(" ".join(entry[2:]) for entry in _log(checkout) if entry[0] == "server")
     assert started == [
         "celery -A proctor beat -l info -s var/celerybeat-schedule",
         "celery -A proctor worker -l info --concurrency 2",
-        "daphne -b 127.0.0.1 -p 8000 proctor.asgi:application",
+        f"daphne -b 127.0.0.1 -p {port} proctor.asgi:application",
     ]
 
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_it_stops_everything_on_a_signal(services_run, sig: signal.Signals, status: int) -> None:
-    process, checkout = services_run
+    process, checkout, _ = services_run
     process.send_signal(sig)
-    assert process.wait(timeout=15) == status
-    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)), timeout=5)
+    assert process.wait(timeout=STOP_GRACE_SECONDS + STUB_SECONDS) == status
+    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)))
 
 
 def test_it_stops_the_others_when_one_dies(services_run) -> None:
-    process, checkout = services_run
+    process, checkout, _ = services_run
     worker = next(int(e[1]) for e in _log(checkout) if e[0] == "server" and e[5:6] == ["worker"])
     os.kill(worker, signal.SIGKILL)
-    assert process.wait(timeout=15) != 0
-    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)), timeout=5)
+    assert process.wait(timeout=STOP_GRACE_SECONDS + STUB_SECONDS) != 0
+    assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)))
 
 
 def test_it_stops_before_serving_when_migrate_fails(checkout: Path) -> None:
