@@ -1,7 +1,7 @@
 """Websocket consumers. They authenticate in ``connect``, validate every
 message, hand work on, and run no computer vision.
 
-Candidate protocol (``/ws/take/<token>/``):
+Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
   client → server  binary message: one JPEG frame
                    {"type": "heartbeat"}
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
@@ -9,6 +9,9 @@ Candidate protocol (``/ws/take/<token>/``):
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
   server → client  {"type": "status", "state", "interval", "paused"}
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
+                   A same-tab reconnect (same resume id) takes the session over; the old socket
+                   gets a fatal "taken_over". Another tab or device gets a non-fatal
+                   "duplicate_session" and close 4409, and may retry.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
 Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
@@ -20,8 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections import deque
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -34,6 +40,7 @@ from exams import live, services
 from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
 from exams.analysis import intake
 from exams.models import ExamSession, IllegalTransition
+from exams.presence import HELD, TAKEN_OVER, presence
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +51,16 @@ MAX_AUDITED_ERRORS = 20
 CHAT_BURST, CHAT_WINDOW_SECONDS = 5, 30
 
 CLOSE_REFUSED = 4403
-CLOSE_DUPLICATE = 4409
+CLOSE_DUPLICATE = 4409  # the page retries: it gets in once the other tab or device is gone
+CLOSE_TAKEN_OVER = 4410  # this socket was replaced by a newer one from the same tab
+CLOSE_TRY_AGAIN = 4503  # the server failed while connecting; the page retries
 CLOSE_ENDED = 4000
+
+DUPLICATE_MESSAGE = (
+    "This exam is open in another tab or on another device. Close the other one; this page "
+    "connects by itself once it is closed. The attempt was recorded for the proctor."
+)
+RESUME_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
 
 @database_sync_to_async
@@ -64,6 +79,15 @@ def _reload(session: ExamSession) -> ExamSession:
 def _audit_refusal(action: str, details: dict, session: ExamSession | None = None) -> None:
     label = services.candidate_label(session) if session else "anonymous"
     services.audit_record(action=action, actor_label=label, session=session, details=details)
+
+
+def _resume_id(query_string: bytes) -> str:
+    """The page's per-tab resume id (``?resume=``), or a fresh one: a page without
+    one is treated as a new tab."""
+    values = parse_qs(query_string.decode("latin-1")).get("resume", [])
+    if values and RESUME_ID.fullmatch(values[0]):
+        return values[0]
+    return uuid.uuid4().hex
 
 
 def _has_room(times: deque[float], now: float, window: float, burst: int) -> bool:
@@ -89,10 +113,25 @@ class CandidateConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         live.remember_server_loop()
         self.session = None
+        self.claimed = False
         self.errors = 0
         self.frame_times: deque[float] = deque()
         self.chat_times: deque[float] = deque()
+        self.refreshed_at = 0.0
+        self.resume = _resume_id(self.scope.get("query_string", b""))
         await self.accept()
+        try:
+            await self.open_session()
+        except Exception:
+            # The database or Redis failed under us: the page must come back, not die.
+            log.exception("candidate socket: connect failed")
+            await self.release()
+            await self.send_json(
+                {"type": "error", "code": "unavailable", "message": "The server is busy; reconnecting…"}
+            )
+            await self.close(code=CLOSE_TRY_AGAIN)
+
+    async def open_session(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
         try:
             session = await _candidate_session(token)
@@ -108,18 +147,23 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             )
             await self.fatal("not_in_progress", message, CLOSE_REFUSED)
             return
-        claimed = await database_sync_to_async(services.connection_open)(
+        session_id = str(session.public_id)
+        claim = await presence().claim(session_id, self.channel_name, self.resume)
+        if claim.outcome == HELD:
+            if await presence().first_refusal(session_id, self.resume):
+                await database_sync_to_async(services.connection_refused)(session=session)
+            # Not fatal: the page keeps retrying and gets in once the other tab or device is gone.
+            await self.send_json({"type": "error", "code": "duplicate_session", "message": DUPLICATE_MESSAGE})
+            await self.close(code=CLOSE_DUPLICATE)
+            return
+        self.claimed = True
+        self.session = session
+        if claim.outcome == TAKEN_OVER:
+            # The same tab came back (a dropped network); its old socket may still look open.
+            await self.channel_layer.send(claim.previous, {"type": "session.taken_over"})
+        await database_sync_to_async(services.connection_open)(
             session=session, channel_name=self.channel_name
         )
-        if not claimed:
-            await self.fatal(
-                "duplicate_session",
-                "This exam is already open in another tab or on another device. Close the other one first; "
-                "this attempt was recorded.",
-                CLOSE_DUPLICATE,
-            )
-            return
-        self.session = session
         self.interval = session.exam.frame_interval
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
         await self.send_json(
@@ -129,14 +173,63 @@ class CandidateConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.session is None:
             return
-        await self.channel_layer.group_discard(live.session_group(self.session.public_id), self.channel_name)
-        await database_sync_to_async(services.connection_close)(
+        try:
+            await self.channel_layer.group_discard(
+                live.session_group(self.session.public_id), self.channel_name
+            )
+            await database_sync_to_async(services.connection_close)(
+                session=self.session, channel_name=self.channel_name
+            )
+        except Exception:
+            log.exception("candidate socket: disconnect bookkeeping failed for %s", self.session.public_id)
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        if self.claimed and self.session is not None:
+            self.claimed = False
+            try:
+                await presence().release(str(self.session.public_id), self.channel_name)
+            except Exception:  # the claim expires by itself within HEARTBEAT_TIMEOUT_SECONDS
+                log.exception("candidate socket: could not release the claim")
+
+    async def session_taken_over(self, event: dict) -> None:
+        """The same tab reconnected on a new socket; this one is stale."""
+        self.claimed = False  # the claim is the new socket's now
+        await self.fatal("taken_over", "This exam continued on a newer connection.", CLOSE_TAKEN_OVER)
+
+    async def keep_alive(self) -> None:
+        """Extend the claim, at most a few times per time-to-live: no database write."""
+        now = time.monotonic()
+        if now - self.refreshed_at < settings.HEARTBEAT_TIMEOUT_SECONDS / 4:
+            return
+        self.refreshed_at = now
+        session_id = str(self.session.public_id)
+        if await presence().refresh(session_id, self.channel_name):
+            return
+        # The claim vanished (Redis restarted) or expired while the socket lived: take it again.
+        claim = await presence().claim(session_id, self.channel_name, self.resume)
+        if claim.outcome == HELD:
+            self.claimed = False
+            await self.fatal("taken_over", "This exam continued in another tab or device.", CLOSE_TAKEN_OVER)
+            return
+        await database_sync_to_async(services.connection_open)(
             session=self.session, channel_name=self.channel_name
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:
             return
+        try:
+            await self.handle(text_data, bytes_data)
+        except Exception:
+            # Whatever went wrong, the candidate keeps the connection and the exam.
+            log.exception("candidate socket: message handler failed for %s", self.session.public_id)
+            await self.send_json(
+                {"type": "error", "code": "server_error", "message": "The server could not handle that."}
+            )
+
+    async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if bytes_data is not None:
             await self.receive_frame(bytes_data)
             return
@@ -145,7 +238,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.refuse("malformed", "Message is not valid JSON.")
             return
         if not isinstance(message, dict):
@@ -153,9 +246,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type")
         if kind == "heartbeat":
-            await database_sync_to_async(services.connection_seen)(
-                session=self.session, channel_name=self.channel_name
-            )
+            await self.keep_alive()
         elif kind == "signal":
             name, active = message.get("name"), message.get("active", True)
             if name not in SIGNALS or not isinstance(active, bool):
@@ -191,9 +282,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(intake.submit, thread_sensitive=False)(
             intake.FRAME, session=self.session, data=data
         )
-        await database_sync_to_async(services.connection_seen)(
-            session=self.session, channel_name=self.channel_name
-        )
+        await self.keep_alive()
 
     async def receive_chat(self, text) -> None:
         now = time.monotonic()

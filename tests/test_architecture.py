@@ -4,7 +4,8 @@ From the bottom up (a module may import its own layer and the layers below):
 
 0. ``detection``: the framework-free vision package, its tools and CLI;
 1. ``exams.models``, ``exams.risk``: the data and its domain rules;
-2. ``exams.live`` (pushes to the channel layer), ``exams.access``;
+2. ``exams.live`` (pushes to the channel layer), ``exams.access``, ``exams.presence``
+   (who holds a candidate's session);
 3. ``exams.services``: every workflow;
 4. ``exams.analysis`` (live analysis of sessions), ``exams.reports``, ``exams.tasks``;
 5. the entry points: consumers, views, admin, urls, management commands;
@@ -30,7 +31,7 @@ FRAMEWORKS = ("django", "celery", "channels", "kombu", "daphne", "redis", "chann
 LAYERS: list[tuple[str, ...]] = [
     ("detection",),
     ("exams.models", "exams.risk", "exams.migrations", "exams.apps", "exams"),
-    ("exams.live", "exams.access"),
+    ("exams.live", "exams.access", "exams.presence"),
     ("exams.services",),
     ("exams.analysis", "exams.reports", "exams.tasks"),
     ("exams.consumers", "exams.views", "exams.admin", "exams.urls", "exams.management"),

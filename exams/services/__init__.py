@@ -32,7 +32,7 @@ from exams.services.candidate_flow import (
 from exams.services.connections import (
     connection_close,
     connection_open,
-    connection_seen,
+    connection_refused,
     connections_mark_stale,
 )
 from exams.services.events import (
@@ -94,7 +94,7 @@ __all__ = [
     "signal_record",
     "connection_close",
     "connection_open",
-    "connection_seen",
+    "connection_refused",
     "connections_mark_stale",
     "DEFAULT_WARNING",
     "PROCTOR_ACTIONS",

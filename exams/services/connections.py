@@ -10,48 +10,42 @@ from django.utils import timezone
 
 from exams import live
 from exams.models import Event, ExamSession
+from exams.presence import presence
 from exams.services.audit import audit_record, candidate_label
 from exams.services.events import event_new, event_record_instant
 
 
-def connection_open(*, session: ExamSession, channel_name: str) -> bool:
-    """Claim the session for this websocket. False (and a duplicate_session event) if another holds it."""
+def connection_open(*, session: ExamSession, channel_name: str) -> None:
+    """This websocket now holds the session (``exams.presence`` granted the claim).
+    Ends an open connection_lost event."""
     now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
     events: list[Event] = []
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
-        held = session.connection_channel and session.last_seen_at and session.last_seen_at >= stale_before
-        if held and session.connection_channel != channel_name:
-            events.append(
-                event_record_instant(
-                    session=session,
-                    event_type="duplicate_session",
-                    at=now,
-                    details={"note": "a second tab or device opened this exam link and was refused"},
-                )
-            )
-            audit_record(
-                action="duplicate_session_refused", actor_label=candidate_label(session), session=session
-            )
-            ok = False
-        else:
-            session.connection_channel = channel_name
-            session.last_seen_at = now
-            session.save(update_fields=["connection_channel", "last_seen_at"])
-            lost = session.events.filter(key="connection_lost", is_open=True).first()
-            if lost is not None:
-                lost.close(now)
-                events.append(lost)
-            ok = True
+        session.connection_channel = channel_name
+        session.last_seen_at = now
+        session.save(update_fields=["connection_channel", "last_seen_at"])
+        lost = session.events.filter(key="connection_lost", is_open=True).first()
+        if lost is not None:
+            lost.close(now)
+            events.append(lost)
     live.session_changed(session, events=events)
-    return ok
 
 
-def connection_seen(*, session: ExamSession, channel_name: str) -> None:
-    ExamSession.objects.filter(pk=session.pk, connection_channel=channel_name).update(
-        last_seen_at=timezone.now()
-    )
+def connection_refused(*, session: ExamSession) -> None:
+    """A second tab or device tried to open the session while another holds it."""
+    with transaction.atomic():
+        session = ExamSession.objects.locked(session.pk)
+        event = event_record_instant(
+            session=session,
+            event_type="duplicate_session",
+            at=timezone.now(),
+            details={"note": "a second tab or device opened this exam link and was refused"},
+        )
+        audit_record(
+            action="duplicate_session_refused", actor_label=candidate_label(session), session=session
+        )
+    live.session_changed(session, events=[event])
 
 
 def connection_close(*, session: ExamSession, channel_name: str) -> None:
@@ -82,12 +76,15 @@ def connection_close(*, session: ExamSession, channel_name: str) -> None:
 
 
 def connections_mark_stale() -> int:
-    """Sessions whose websocket vanished without a close (server restart, network cut)."""
+    """Sessions whose websocket vanished without a close (server restart, network cut):
+    the claim in ``exams.presence`` expired, but the database still names a channel."""
     stale_before = timezone.now() - timedelta(seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
     count = 0
     for session in ExamSession.objects.filter(
         state=ExamSession.State.IN_PROGRESS, last_seen_at__lt=stale_before
     ).exclude(connection_channel=""):
+        if presence().held(str(session.public_id)):
+            continue
         connection_close(session=session, channel_name=session.connection_channel)
         count += 1
     return count

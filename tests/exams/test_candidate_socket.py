@@ -5,6 +5,7 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from exams.consumers import CLOSE_DUPLICATE, CLOSE_TAKEN_OVER
 from exams.models import AuditEntry, Event, ExamSession
 from proctor.asgi import application
 from tests.conftest import photo_bytes
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
 
 
-async def _connect(token: str) -> tuple[WebsocketCommunicator, dict]:
-    communicator = WebsocketCommunicator(application, f"/ws/take/{token}/", headers=ORIGIN)
+async def _connect(token: str, resume: str = "") -> tuple[WebsocketCommunicator, dict]:
+    path = f"/ws/take/{token}/" + (f"?resume={resume}" if resume else "")
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
     connected, _ = await communicator.connect()
     assert connected
     return communicator, await communicator.receive_json_from(timeout=5)
@@ -74,21 +76,85 @@ async def test_it_refuses_frames_faster_than_the_exam_allows(live_session, small
         await communicator.disconnect()
 
 
-async def test_it_refuses_a_second_tab_and_records_it(live_session):
-    first, _ = await _connect(live_session.candidate.token)
+async def test_it_refuses_a_second_tab_without_killing_it_and_records_it_once(live_session):
+    token = live_session.candidate.token
+    first, _ = await _connect(token, resume="tab-one-aaaa")
     try:
-        second, reply = await _connect(live_session.candidate.token)
-        assert reply["code"] == "duplicate_session" and reply["fatal"] is True
-        assert "another tab" in reply["message"]
-        assert (await second.receive_output(timeout=5))["type"] == "websocket.close"
-        await second.disconnect()
+        for _ in range(3):  # the second tab keeps retrying, as the page does
+            second, reply = await _connect(token, resume="tab-two-bbbb")
+            assert reply["code"] == "duplicate_session" and not reply.get("fatal")
+            assert "another tab" in reply["message"] and "connects by itself" in reply["message"]
+            closed = await second.receive_output(timeout=5)
+            assert closed == {"type": "websocket.close", "code": CLOSE_DUPLICATE}
+            await second.disconnect()
         # The first connection is untouched.
         await first.send_to(text_data=json.dumps({"type": "heartbeat"}))
         assert await first.receive_nothing(timeout=0.3)
     finally:
         await first.disconnect()
     assert await Event.objects.filter(session=live_session, type="duplicate_session").acount() == 1
-    assert await AuditEntry.objects.filter(action="duplicate_session_refused").aexists()
+    assert await AuditEntry.objects.filter(action="duplicate_session_refused").acount() == 1
+    # Once the first tab is gone, the second gets in.
+    second, status = await _connect(token, resume="tab-two-bbbb")
+    assert status["type"] == "status"
+    await second.disconnect()
+
+
+async def test_it_lets_the_same_tab_take_over_from_a_half_open_socket(live_session):
+    """A Wi-Fi change: the old socket never sent a close frame, so the server still
+    holds it; the page reconnects within a second with its resume id."""
+    token = live_session.candidate.token
+    half_open, _ = await _connect(token, resume="the-tab-1234")
+    again, status = await _connect(token, resume="the-tab-1234")
+    try:
+        assert status["type"] == "status"
+        told = await half_open.receive_json_from(timeout=5)
+        assert told["code"] == "taken_over" and told["fatal"] is True
+        assert (await half_open.receive_output(timeout=5))["code"] == CLOSE_TAKEN_OVER
+        await again.send_to(text_data=json.dumps({"type": "heartbeat"}))
+        assert await again.receive_nothing(timeout=0.3)
+    finally:
+        await again.disconnect()
+        await half_open.disconnect()
+    assert not await Event.objects.filter(session=live_session, type="duplicate_session").aexists()
+    session = await ExamSession.objects.aget(pk=live_session.pk)
+    assert session.connection_channel == ""  # the newest socket's clean close released it
+
+
+async def test_it_lets_a_page_reconnect_within_a_second_of_a_clean_close(live_session):
+    token = live_session.candidate.token
+    first, _ = await _connect(token, resume="reloaded-tab")
+    await first.disconnect()
+    again, status = await _connect(token, resume="another-page-load")
+    assert status["type"] == "status"
+    await again.disconnect()
+
+
+async def test_it_keeps_the_connection_when_a_handler_raises(live_session, monkeypatch):
+    """Fault injection: a handler that raises is logged and answered, the claim is
+    released on close, and the page can reconnect at once from another tab id."""
+    from exams import services
+
+    token = live_session.candidate.token
+    communicator, _ = await _connect(token, resume="tab-raises-1")
+    try:
+        await communicator.send_to(text_data="[" * 3000)  # RecursionError inside json.loads
+        assert (await communicator.receive_json_from(timeout=5))["code"] == "malformed"
+
+        def broken(**kwargs):
+            raise RuntimeError("database went away")
+
+        monkeypatch.setattr(services, "signal_record", broken)
+        await communicator.send_to(text_data=json.dumps({"type": "signal", "name": "tab_hidden"}))
+        reply = await communicator.receive_json_from(timeout=5)
+        assert reply["code"] == "server_error" and not reply.get("fatal")
+        await communicator.send_to(text_data=json.dumps({"type": "heartbeat"}))
+        assert await communicator.receive_nothing(timeout=0.3)
+    finally:
+        await communicator.disconnect()
+    other, status = await _connect(token, resume="tab-raises-2")
+    assert status["type"] == "status", "the claim was not released"
+    await other.disconnect()
 
 
 async def test_it_records_a_lost_connection_and_closes_it_on_reconnect(live_session):

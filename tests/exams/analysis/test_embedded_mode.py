@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from exams import live
 from exams.analysis import queue
+from exams.presence import presence
 from tests.detection.detection_photos import jpeg, photo, side_by_side
 
 # PostgreSQL: the thread pool writes while the test reads; in-memory SQLite locks.
@@ -26,9 +27,11 @@ def embedded(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
     queue.frame_queue.cache_clear()
+    presence.cache_clear()
     yield
     channel_layers.backends.clear()
     queue.frame_queue.cache_clear()
+    presence.cache_clear()
 
 
 async def test_it_analyses_in_process_and_alerts_the_proctor(embedded, live_session):
