@@ -8,10 +8,8 @@ This module only moves data between them.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import numpy as np
-from django.db import transaction
 
 from detection.core import (
     CameraState,
@@ -25,7 +23,7 @@ from detection.core import (
     encode_reference,
     verify_identity,
 )
-from exams import live, services
+from exams import services
 from exams.analysis import intake
 from exams.analysis.queue import frame_queue
 from exams.models import ExamSession, VerificationStatus
@@ -66,39 +64,38 @@ def _analyse_next_frame(session_id: str) -> str:
         return "undecodable"
     exam = session.exam
     config = exam.check_config()
-    references = _references(session)
-
-    with transaction.atomic():
-        session = ExamSession.objects.locked(session.pk)
-        if frame.seq <= session.last_frame_seq:
-            return "already analysed"
-        state = session.analysis_state or {}
-        analysis, stream_state = analyse_stream(
-            image, references=references, config=config, state=state.get("stream"), now=frame.received_at
-        )
-        actions, rule_state = debounce(
-            state.get("rules"),
-            conditions_from(analysis, config),
-            now=frame.received_at,
-            interval=exam.frame_interval,
-            config=config,
-        )
-        session.analysis_state = {"stream": stream_state, "rules": rule_state}
-        session.last_frame_seq = frame.seq
-        session.last_frame_at = datetime.fromtimestamp(frame.received_at, tz=UTC)
-        session.frames_analysed += 1
-        session.last_faces = analysis.faces
-        session.save(
-            update_fields=[
-                "analysis_state",
-                "last_frame_seq",
-                "last_frame_at",
-                "frames_analysed",
-                "last_faces",
-            ]
-        )
-        events = services.events_apply(session=session, actions=actions, evidence_jpeg=frame.data)
-        transaction.on_commit(lambda: live.session_changed(session, events=events))
+    if frame.seq <= session.last_frame_seq:
+        return "already analysed"
+    # Computer vision runs outside any transaction and holds no lock. Only one
+    # analysis of a session runs at a time (the queue's busy flag), so the state
+    # read here is the latest; the sequence check under the lock below drops
+    # the result if a newer frame got there first anyway.
+    state = session.analysis_state or {}
+    analysis, stream_state = analyse_stream(
+        image,
+        references=_references(session),
+        config=config,
+        state=state.get("stream"),
+        now=frame.received_at,
+    )
+    actions, rule_state = debounce(
+        state.get("rules"),
+        conditions_from(analysis, config),
+        now=frame.received_at,
+        interval=exam.frame_interval,
+        config=config,
+    )
+    events = services.analysis_record(
+        session=session,
+        seq=frame.seq,
+        received_at=frame.received_at,
+        state={"stream": stream_state, "rules": rule_state},
+        faces=analysis.faces,
+        actions=actions,
+        evidence_jpeg=frame.data,
+    )
+    if events is None:
+        return "already analysed"
     return f"analysed, {len(actions)} event actions"
 
 

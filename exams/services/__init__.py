@@ -36,6 +36,7 @@ from exams.services.connections import (
     connections_mark_stale,
 )
 from exams.services.events import (
+    analysis_record,
     event_new,
     event_record_instant,
     events_apply,
@@ -69,6 +70,7 @@ from exams.services.roster import (
 )
 
 __all__ = [
+    "analysis_record",
     "audit_record",
     "candidate_label",
     "ROSTER_COLUMNS",

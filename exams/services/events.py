@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -86,6 +87,42 @@ def events_apply(
             current.close(_ts(action.ended_at))
             changed.append(current)
     return changed
+
+
+def analysis_record(
+    *,
+    session: ExamSession,
+    seq: int,
+    received_at: float,
+    state: dict[str, Any],
+    faces: int,
+    actions: Sequence[EventAction],
+    evidence_jpeg: bytes,
+) -> list[Event] | None:
+    """Store one analysed frame: the stream state, the frame's bookkeeping and its
+    event actions, then tell the proctors. The row is locked only for this
+    write. None (and nothing written) if a frame as new or newer was stored."""
+    with transaction.atomic():
+        session = ExamSession.objects.locked(session.pk)
+        if seq <= session.last_frame_seq:
+            return None
+        session.analysis_state = state
+        session.last_frame_seq = seq
+        session.last_frame_at = _ts(received_at)
+        session.frames_analysed += 1
+        session.last_faces = faces
+        session.save(
+            update_fields=[
+                "analysis_state",
+                "last_frame_seq",
+                "last_frame_at",
+                "frames_analysed",
+                "last_faces",
+            ]
+        )
+        events = events_apply(session=session, actions=actions, evidence_jpeg=evidence_jpeg)
+        transaction.on_commit(lambda: live.session_changed(session, events=events))
+    return events
 
 
 def event_record_instant(
