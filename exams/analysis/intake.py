@@ -36,8 +36,14 @@ def thumbnail_key(session_id: str) -> str:
 
 @lru_cache(maxsize=1)
 def _embedded_pool() -> ThreadPoolExecutor:
-    # Off the event loop, in the web process: embedded mode only.
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="analyse")
+    """Off the event loop, in the web process: embedded mode only.
+
+    One thread: dlib's models are not safe to call from two threads at once
+    (two analysis threads crashed the web process with "free(): invalid size"
+    in tests/exams/analysis/test_embedded_sqlite.py), and they hold the GIL,
+    so a second thread would not have analysed any faster. Services mode
+    runs one analysis per worker process instead."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse")
 
 
 # The task each kind of frame is analysed by, by registered name.
