@@ -86,5 +86,6 @@ def submit(kind: str, *, session: ExamSession, data: bytes) -> None:
 
 def finished(kind: str, session_id: str) -> None:
     """Called by the analyser when done; picks up a frame that came in meanwhile."""
+    frame_queue().done(kind, session_id)
     if frame_queue().release(kind, session_id):
         _schedule(kind, session_id)

@@ -7,19 +7,41 @@ number of live sessions. A per-session "busy" flag makes sure only one
 analysis of a session runs at a time, which keeps its stream state ordered.
 
 Only ids travel through the Celery broker; the frame bytes sit here.
+
+Nothing is dropped silently. The queue counts, per kind: ``received``
+frames, frames ``replaced`` by a newer one before any analyser took them
+(latest wins), frames ``taken`` by an analyser, and frames ``lost`` because
+the analyser that took them stopped before it finished (a worker killed
+mid-frame); ``stats`` reports them with the queue's depth and lag.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.conf import settings
 
+log = logging.getLogger(__name__)
+
 FRAME_TTL_SECONDS = 120
 # A worker that died mid-analysis leaves the busy flag behind; it expires.
 BUSY_TTL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A snapshot of one kind's queue: sessions with a frame waiting, analyses
+    running or queued, the age of the oldest waiting frame, and the counters."""
+
+    waiting: int
+    busy: int
+    oldest_wait_seconds: float
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,24 +62,65 @@ class RedisFrameQueue:
     def _keys(kind: str, session_id: str) -> tuple[str, str]:
         return f"proctor:{kind}:{session_id}", f"proctor:{kind}-busy:{session_id}"
 
+    @staticmethod
+    def _inflight(kind: str, session_id: str) -> str:
+        return f"proctor:{kind}-inflight:{session_id}"
+
+    @staticmethod
+    def _counters(kind: str) -> str:
+        return f"proctor:{kind}-counters"
+
     def put(self, kind: str, frame: QueuedFrame) -> bool:
         """Store the frame; True if the caller must schedule an analysis."""
         data_key, busy_key = self._keys(kind, frame.session_id)
         pipe = self.redis.pipeline(transaction=True)
+        pipe.exists(data_key)
         pipe.hset(data_key, mapping={"seq": frame.seq, "at": repr(frame.received_at), "data": frame.data})
         pipe.expire(data_key, FRAME_TTL_SECONDS)
         pipe.set(busy_key, 1, nx=True, ex=BUSY_TTL_SECONDS)
-        return bool(pipe.execute()[2])
+        pipe.hincrby(self._counters(kind), "received", 1)
+        replaced, *_, scheduled, _ = pipe.execute()
+        if replaced:
+            self.redis.hincrby(self._counters(kind), "replaced", 1)
+        return bool(scheduled)
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         data_key, _ = self._keys(kind, session_id)
+        inflight = self._inflight(kind, session_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(data_key)
         pipe.delete(data_key)
-        raw = pipe.execute()[0]
+        pipe.get(inflight)
+        raw, _, dead = pipe.execute()
+        if dead is not None:
+            self.redis.hincrby(self._counters(kind), "lost", 1)
+            log.warning(
+                "%s %s of session %s was lost: its analyser stopped mid-analysis", kind, dead, session_id
+            )
         if not raw:
+            self.redis.delete(inflight)
             return None
-        return QueuedFrame(session_id, int(raw[b"seq"]), float(raw[b"at"]), raw[b"data"])
+        frame = QueuedFrame(session_id, int(raw[b"seq"]), float(raw[b"at"]), raw[b"data"])
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(inflight, frame.seq, ex=FRAME_TTL_SECONDS)
+        pipe.hincrby(self._counters(kind), "taken", 1)
+        pipe.execute()
+        return frame
+
+    def done(self, kind: str, session_id: str) -> None:
+        """The analyser finished (or refused) the frame it took."""
+        self.redis.delete(self._inflight(kind, session_id))
+
+    def stats(self, kind: str) -> QueueStats:
+        now, oldest, waiting, busy = time.time(), 0.0, 0, 0
+        for key in self.redis.scan_iter(match=f"proctor:{kind}:*", count=500):
+            at = self.redis.hget(key, "at")
+            if at is not None:
+                waiting += 1
+                oldest = max(oldest, now - float(at))
+        busy = sum(1 for _ in self.redis.scan_iter(match=f"proctor:{kind}-busy:*", count=500))
+        counters = {k.decode(): int(v) for k, v in self.redis.hgetall(self._counters(kind)).items()}
+        return QueueStats(waiting, busy, round(oldest, 3), counters)
 
     def idle(self, kind: str, session_id: str) -> bool:
         """No frame of the session is waiting, and none is being analysed."""
@@ -79,10 +142,15 @@ class MemoryFrameQueue:
         self._lock = threading.Lock()
         self._frames: dict[tuple[str, str], QueuedFrame] = {}
         self._busy: set[tuple[str, str]] = set()
+        self._counters: dict[str, Counter] = {}
 
     def put(self, kind: str, frame: QueuedFrame) -> bool:
         key = (kind, frame.session_id)
         with self._lock:
+            counters = self._counters.setdefault(kind, Counter())
+            counters["received"] += 1
+            if key in self._frames:
+                counters["replaced"] += 1
             self._frames[key] = frame
             if key in self._busy:
                 return False
@@ -91,7 +159,21 @@ class MemoryFrameQueue:
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         with self._lock:
-            return self._frames.pop((kind, session_id), None)
+            frame = self._frames.pop((kind, session_id), None)
+            if frame is not None:
+                self._counters.setdefault(kind, Counter())["taken"] += 1
+            return frame
+
+    def done(self, kind: str, session_id: str) -> None:
+        """In one process an analysis cannot die without the process."""
+
+    def stats(self, kind: str) -> QueueStats:
+        now = time.time()
+        with self._lock:
+            waits = [now - f.received_at for (k, _), f in self._frames.items() if k == kind]
+            busy = sum(1 for k, _ in self._busy if k == kind)
+            counters = dict(self._counters.get(kind, Counter()))
+        return QueueStats(len(waits), busy, round(max(waits, default=0.0), 3), counters)
 
     def idle(self, kind: str, session_id: str) -> bool:
         key = (kind, session_id)

@@ -1,0 +1,62 @@
+"""The latest-wins frame queue, on real Redis and in memory: it counts what it
+drops, and what a dead analyser lost."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from django.core.management import call_command
+
+from exams.analysis.queue import MemoryFrameQueue, QueuedFrame, RedisFrameQueue
+
+
+@pytest.fixture(params=["redis", "memory"])
+def queue(request, settings):
+    if request.param == "memory":
+        return MemoryFrameQueue()
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    return RedisFrameQueue(settings.REDIS_URL)
+
+
+def _frame(session_id: str, seq: int, age: float = 0.0) -> QueuedFrame:
+    return QueuedFrame(session_id, seq, time.time() - age, b"jpeg-%d" % seq)
+
+
+def _delta(before, after) -> dict[str, int]:
+    return {k: after.counters.get(k, 0) - before.counters.get(k, 0) for k in after.counters}
+
+
+def test_it_keeps_only_the_latest_frame_and_counts_the_replaced_one(queue):
+    session = uuid.uuid4().hex
+    before = queue.stats("frame")
+    assert queue.put("frame", _frame(session, 1, age=4.0)) is True  # schedule an analysis
+    assert queue.put("frame", _frame(session, 2, age=3.0)) is False  # one is already scheduled
+    during = queue.stats("frame")
+    assert during.waiting >= 1 and during.oldest_wait_seconds >= 3.0
+    assert queue.take("frame", session).seq == 2
+    queue.done("frame", session)
+    assert queue.release("frame", session) is False and queue.idle("frame", session)
+    assert _delta(before, queue.stats("frame")) == {"received": 2, "replaced": 1, "taken": 1}
+
+
+@pytest.mark.services
+def test_it_reports_a_frame_whose_analyser_died_as_lost(settings):
+    """Redis only: in one process an analyser cannot die without the queue."""
+    queue = RedisFrameQueue(settings.REDIS_URL)
+    session = uuid.uuid4().hex
+    before = queue.stats("frame")
+    queue.put("frame", _frame(session, 1))
+    assert queue.take("frame", session).seq == 1  # ... and the worker is killed here
+    queue.put("frame", _frame(session, 2))
+    assert queue.take("frame", session).seq == 2  # the next analysis notices
+    queue.done("frame", session)
+    assert _delta(before, queue.stats("frame"))["lost"] == 1
+
+
+def test_it_prints_the_queue_status(capsys, settings):
+    call_command("analysis_status")
+    out = capsys.readouterr().out
+    assert "oldest wait" in out and "broker tasks waiting" in out
