@@ -7,7 +7,8 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
                    {"type": "chat", "text": "1 to 500 characters"}
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
-  server → client  {"type": "status", "state", "interval", "paused"}
+  server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, and
+                       whenever the server asks for frames every "interval" s: "busy" under overload)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
@@ -61,6 +62,10 @@ DUPLICATE_MESSAGE = (
     "connects by itself once it is closed. The attempt was recorded for the proctor."
 )
 RESUME_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+# Overload: each step slows a lagging stream by PACE_STEP, down to SLOWEST_PACE
+# times the exam's interval; CALM_FRAMES frames that found no frame waiting
+# speed it up one step again.
+PACE_STEP, SLOWEST_PACE, CALM_FRAMES = 1.5, 4.0, 10
 
 
 @database_sync_to_async
@@ -164,11 +169,10 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(services.connection_open)(
             session=session, channel_name=self.channel_name
         )
-        self.interval = session.exam.frame_interval
+        self.interval = self.pace = session.exam.frame_interval
+        self.calm, self.pace_changed_at = 0, time.monotonic()
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
-        await self.send_json(
-            {"type": "status", "state": session.state, "interval": self.interval, "paused": session.paused}
-        )
+        await self.send_status()
 
     async def disconnect(self, code: int) -> None:
         if self.session is None:
@@ -279,10 +283,39 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(_decodes, thread_sensitive=False)(data):
             await self.refuse("not_an_image", "Frame is not a JPEG or PNG image that can be decoded.")
             return
-        await database_sync_to_async(intake.submit, thread_sensitive=False)(
+        lagging = await database_sync_to_async(intake.submit, thread_sensitive=False)(
             intake.FRAME, session=self.session, data=data
         )
         await self.keep_alive()
+        await self.adjust_pace(lagging)
+
+    async def adjust_pace(self, lagging: bool) -> None:
+        """Under overload, ask the page for fewer frames rather than let them queue:
+        slower while analysis lags behind this stream, back to the exam's interval
+        once it keeps up again. The rate limit stays at the exam's interval."""
+        pace = self.pace
+        if lagging:
+            self.calm = 0
+            if time.monotonic() - self.pace_changed_at >= self.pace:
+                pace = min(self.pace * PACE_STEP, self.interval * SLOWEST_PACE)
+        else:
+            self.calm += 1
+            if self.calm >= CALM_FRAMES:
+                pace, self.calm = max(self.interval, self.pace / PACE_STEP), 0
+        if pace != self.pace:
+            self.pace, self.pace_changed_at = pace, time.monotonic()
+            await self.send_status()
+
+    async def send_status(self) -> None:
+        await self.send_json(
+            {
+                "type": "status",
+                "state": self.session.state,
+                "interval": round(self.pace, 2),
+                "busy": self.pace > self.interval,
+                "paused": self.session.paused,
+            }
+        )
 
     async def receive_chat(self, text) -> None:
         now = time.monotonic()

@@ -69,9 +69,12 @@ def _run_embedded(name: str, session_id: str) -> None:
         close_old_connections()
 
 
-def submit(kind: str, *, session: ExamSession, data: bytes) -> None:
+def submit(kind: str, *, session: ExamSession, data: bytes) -> bool:
     """Queue the latest ``data`` of a session (a camera frame or a verification
-    photo, by ``kind``) and schedule its analysis unless one is running."""
+    photo, by ``kind``) and schedule its analysis unless one is running.
+
+    True if it replaced a frame that was still waiting: analysis lags behind
+    this session's stream, and its sender should slow down."""
     session_id = str(session.public_id)
     if kind == VERIFY:
         services.verification_pending(session=session)
@@ -80,8 +83,10 @@ def submit(kind: str, *, session: ExamSession, data: bytes) -> None:
         seq = time.time_ns() // 1000  # monotonic across reconnects, unlike a per-connection counter
         cache.set(thumbnail_key(session_id), data, THUMBNAIL_TTL_SECONDS)
     frame = QueuedFrame(session_id=session_id, seq=seq, received_at=time.time(), data=data)
-    if frame_queue().put(kind, frame):
+    put = frame_queue().put(kind, frame)
+    if put.scheduled:
         _schedule(kind, session_id)
+    return put.replaced
 
 
 def finished(kind: str, session_id: str) -> None:

@@ -45,6 +45,12 @@ class QueueStats:
 
 
 @dataclass(frozen=True)
+class Put:
+    scheduled: bool  # the caller must schedule an analysis
+    replaced: bool  # a frame of the session was still waiting: analysis lags behind this stream
+
+
+@dataclass(frozen=True)
 class QueuedFrame:
     session_id: str
     seq: int
@@ -70,8 +76,8 @@ class RedisFrameQueue:
     def _counters(kind: str) -> str:
         return f"proctor:{kind}-counters"
 
-    def put(self, kind: str, frame: QueuedFrame) -> bool:
-        """Store the frame; True if the caller must schedule an analysis."""
+    def put(self, kind: str, frame: QueuedFrame) -> Put:
+        """Store the frame, replacing a waiting one."""
         data_key, busy_key = self._keys(kind, frame.session_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.exists(data_key)
@@ -82,7 +88,7 @@ class RedisFrameQueue:
         replaced, *_, scheduled, _ = pipe.execute()
         if replaced:
             self.redis.hincrby(self._counters(kind), "replaced", 1)
-        return bool(scheduled)
+        return Put(scheduled=bool(scheduled), replaced=bool(replaced))
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         data_key, _ = self._keys(kind, session_id)
@@ -144,18 +150,18 @@ class MemoryFrameQueue:
         self._busy: set[tuple[str, str]] = set()
         self._counters: dict[str, Counter] = {}
 
-    def put(self, kind: str, frame: QueuedFrame) -> bool:
+    def put(self, kind: str, frame: QueuedFrame) -> Put:
         key = (kind, frame.session_id)
         with self._lock:
             counters = self._counters.setdefault(kind, Counter())
             counters["received"] += 1
-            if key in self._frames:
-                counters["replaced"] += 1
+            replaced = key in self._frames
+            counters["replaced"] += replaced
             self._frames[key] = frame
             if key in self._busy:
-                return False
+                return Put(scheduled=False, replaced=replaced)
             self._busy.add(key)
-            return True
+            return Put(scheduled=True, replaced=replaced)
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         with self._lock:

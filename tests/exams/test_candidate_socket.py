@@ -241,3 +241,22 @@ async def test_it_lets_the_candidate_back_in_after_a_vanished_connection(live_se
     communicator, status = await _connect(live_session.candidate.token)
     assert status["type"] == "status", "a dead connection must not lock the candidate out"
     await communicator.disconnect()
+
+
+async def test_it_asks_a_lagging_page_for_fewer_frames(live_session, small_jpeg):
+    """No worker runs here, so every frame after the first finds one still waiting:
+    the page is asked to slow down instead of frames piling up."""
+    exam = live_session.exam
+    exam.frame_interval = 0.5
+    await exam.asave()
+    communicator, status = await _connect(live_session.candidate.token, resume="slow-me-down")
+    try:
+        assert status["interval"] == 0.5 and status["busy"] is False
+        await communicator.send_to(bytes_data=small_jpeg)
+        assert await communicator.receive_nothing(timeout=0.6)
+        await communicator.send_to(bytes_data=small_jpeg)
+        slower = await communicator.receive_json_from(timeout=5)
+        assert slower["type"] == "status" and slower["busy"] is True
+        assert slower["interval"] == 0.75
+    finally:
+        await communicator.disconnect()

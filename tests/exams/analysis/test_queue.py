@@ -26,14 +26,17 @@ def _frame(session_id: str, seq: int, age: float = 0.0) -> QueuedFrame:
 
 
 def _delta(before, after) -> dict[str, int]:
-    return {k: after.counters.get(k, 0) - before.counters.get(k, 0) for k in after.counters}
+    changes = {k: after.counters.get(k, 0) - before.counters.get(k, 0) for k in after.counters}
+    return {k: v for k, v in changes.items() if v}
 
 
 def test_it_keeps_only_the_latest_frame_and_counts_the_replaced_one(queue):
     session = uuid.uuid4().hex
     before = queue.stats("frame")
-    assert queue.put("frame", _frame(session, 1, age=4.0)) is True  # schedule an analysis
-    assert queue.put("frame", _frame(session, 2, age=3.0)) is False  # one is already scheduled
+    first = queue.put("frame", _frame(session, 1, age=4.0))
+    assert first.scheduled and not first.replaced
+    second = queue.put("frame", _frame(session, 2, age=3.0))
+    assert second.replaced and not second.scheduled  # one analysis is already scheduled
     during = queue.stats("frame")
     assert during.waiting >= 1 and during.oldest_wait_seconds >= 3.0
     assert queue.take("frame", session).seq == 2
