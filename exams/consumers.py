@@ -22,6 +22,7 @@ Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -66,6 +67,8 @@ RESUME_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 # times the exam's interval; CALM_FRAMES frames that found no frame waiting
 # speed it up one step again.
 PACE_STEP, SLOWEST_PACE, CALM_FRAMES = 1.5, 4.0, 10
+# How often an open proctor socket is authorised again and rejoins its group.
+PROCTOR_RECHECK_SECONDS = 15
 
 
 @database_sync_to_async
@@ -217,6 +220,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             self.claimed = False
             await self.fatal("taken_over", "This exam continued in another tab or device.", CLOSE_TAKEN_OVER)
             return
+        # Redis may have restarted and forgotten the session's group too.
+        await self.channel_layer.group_add(live.session_group(self.session.public_id), self.channel_name)
         await database_sync_to_async(services.connection_open)(
             session=self.session, channel_name=self.channel_name
         )
@@ -365,6 +370,12 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
+def _proctor_still_allowed(user, code) -> None:
+    user.refresh_from_db(fields=["is_active", "is_superuser"])
+    get_exam_for_proctor(user, code)
+
+
+@database_sync_to_async
 def _proctor_exam(user, code):
     exam = get_exam_for_proctor(user, code)
     return exam, [
@@ -375,6 +386,7 @@ def _proctor_exam(user, code):
 
 class ProctorConsumer(AsyncWebsocketConsumer):
     group: str | None = None
+    watcher: asyncio.Task | None = None
 
     async def connect(self) -> None:
         live.remember_server_loop()
@@ -389,8 +401,30 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send(text_data=json.dumps({"type": "snapshot", "sessions": sessions}))
+        self.watcher = asyncio.create_task(self.watch(user, exam.code))
+
+    async def watch(self, user, code) -> None:
+        """Every PROCTOR_RECHECK_SECONDS: is this proctor still allowed to watch the
+        exam (an account can be deactivated, a proctor removed from the exam)? And
+        join the group again, which is a no-op unless Redis restarted and forgot it."""
+        while True:
+            await asyncio.sleep(PROCTOR_RECHECK_SECONDS)
+            try:
+                await _proctor_still_allowed(user, code)
+            except (PermissionDenied, Http404):
+                await self.close(code=CLOSE_REFUSED)
+                return
+            except Exception:  # the database or Redis is down: try again next round
+                log.exception("proctor socket: recheck failed")
+                continue
+            try:
+                await self.channel_layer.group_add(self.group, self.channel_name)
+            except Exception:
+                log.exception("proctor socket: could not rejoin %s", self.group)
 
     async def disconnect(self, code: int) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

@@ -89,8 +89,9 @@ def submit(kind: str, *, session: ExamSession, data: bytes) -> bool:
     return put.replaced
 
 
-def finished(kind: str, session_id: str) -> None:
-    """Called by the analyser when done; picks up a frame that came in meanwhile."""
-    frame_queue().done(kind, session_id)
+def finished(kind: str, session_id: str, *, failed: bool = False) -> None:
+    """Called by the analyser when done (``failed`` if it raised: the database
+    was down, say); picks up a frame that came in meanwhile."""
+    frame_queue().done(kind, session_id, failed=failed)
     if frame_queue().release(kind, session_id):
         _schedule(kind, session_id)

@@ -44,10 +44,13 @@ def _load(session_id: str) -> ExamSession | None:
 
 
 def analyse_next_frame(session_id: str) -> str:
+    failed = True
     try:
-        return _analyse_next_frame(session_id)
+        result = _analyse_next_frame(session_id)
+        failed = False
+        return result
     finally:
-        intake.finished(intake.FRAME, session_id)
+        intake.finished(intake.FRAME, session_id, failed=failed)
 
 
 def _analyse_next_frame(session_id: str) -> str:
@@ -100,10 +103,13 @@ def _analyse_next_frame(session_id: str) -> str:
 
 
 def verify_next_photo(session_id: str) -> str:
+    failed = True
     try:
-        return _verify_next_photo(session_id)
+        result = _verify_next_photo(session_id)
+        failed = False
+        return result
     finally:
-        intake.finished(intake.VERIFY, session_id)
+        intake.finished(intake.VERIFY, session_id, failed=failed)
 
 
 def _verify_next_photo(session_id: str) -> str:

@@ -11,8 +11,9 @@ Only ids travel through the Celery broker; the frame bytes sit here.
 Nothing is dropped silently. The queue counts, per kind: ``received``
 frames, frames ``replaced`` by a newer one before any analyser took them
 (latest wins), frames ``taken`` by an analyser, and frames ``lost`` because
-the analyser that took them stopped before it finished (a worker killed
-mid-frame); ``stats`` reports them with the queue's depth and lag.
+the analyser that took them failed (the database was down) or stopped before
+it finished (a worker killed mid-frame); ``stats`` reports them with the
+queue's depth and lag.
 """
 
 from __future__ import annotations
@@ -113,9 +114,13 @@ class RedisFrameQueue:
         pipe.execute()
         return frame
 
-    def done(self, kind: str, session_id: str) -> None:
-        """The analyser finished (or refused) the frame it took."""
-        self.redis.delete(self._inflight(kind, session_id))
+    def done(self, kind: str, session_id: str, *, failed: bool = False) -> None:
+        """The analyser finished (or refused) the frame it took; ``failed`` counts it as lost."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._inflight(kind, session_id))
+        if failed:
+            pipe.hincrby(self._counters(kind), "lost", 1)
+        pipe.execute()
 
     def stats(self, kind: str) -> QueueStats:
         now, oldest, waiting, busy = time.time(), 0.0, 0, 0
@@ -170,8 +175,10 @@ class MemoryFrameQueue:
                 self._counters.setdefault(kind, Counter())["taken"] += 1
             return frame
 
-    def done(self, kind: str, session_id: str) -> None:
-        """In one process an analysis cannot die without the process."""
+    def done(self, kind: str, session_id: str, *, failed: bool = False) -> None:
+        if failed:
+            with self._lock:
+                self._counters.setdefault(kind, Counter())["lost"] += 1
 
     def stats(self, kind: str) -> QueueStats:
         now = time.time()

@@ -195,3 +195,37 @@ async def test_it_refuses_a_socket_from_a_foreign_origin(world, candidate):
     connected, _ = await communicator.connect()
     assert not connected
     await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["deactivated", "removed_from_exam"])
+async def test_it_closes_an_open_proctor_socket_once_access_is_gone(world, change, monkeypatch):
+    """Access is checked again while the socket is open, not only when it connects."""
+    from asgiref.sync import sync_to_async
+
+    from exams import consumers
+
+    monkeypatch.setattr(consumers, "PROCTOR_RECHECK_SECONDS", 0.2)
+    proctor = world["users"]["proctor"]
+    client = await sync_to_async(_client)(world, "proctor")
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    communicator = WebsocketCommunicator(
+        application, f"/ws/proctor/exams/{world['exam'].code}/", headers=headers
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    try:
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+        assert await communicator.receive_nothing(timeout=0.5), "still allowed: nothing happens"
+        if change == "deactivated":
+            proctor.is_active = False
+            await proctor.asave(update_fields=["is_active"])
+        else:
+            await sync_to_async(world["exam"].proctors.remove)(proctor)
+        closed = await communicator.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REFUSED}
+    finally:
+        await communicator.disconnect()
