@@ -17,6 +17,7 @@ from detection.core import (
     CameraState,
     DetectionError,
     FaceCountError,
+    StreamState,
     analyse_stream,
     camera_state,
     conditions_from,
@@ -74,7 +75,11 @@ def _analyse_next_frame(session_id: str) -> str:
             return "already analysed"
         state = session.analysis_state or {}
         analysis, stream_state = analyse_stream(
-            image, references=references, config=config, state=state.get("stream"), now=frame.received_at
+            image,
+            references=references,
+            config=config,
+            state=StreamState.from_json(state.get("stream")),
+            now=frame.received_at,
         )
         actions, rule_state = debounce(
             state.get("rules"),
@@ -83,7 +88,7 @@ def _analyse_next_frame(session_id: str) -> str:
             interval=exam.frame_interval,
             config=config,
         )
-        session.analysis_state = {"stream": stream_state, "rules": rule_state}
+        session.analysis_state = {"stream": stream_state.to_json(), "rules": rule_state}
         session.last_frame_seq = frame.seq
         session.last_frame_at = datetime.fromtimestamp(frame.received_at, tz=UTC)
         session.frames_analysed += 1
