@@ -17,9 +17,12 @@ candidate sitting still. ``analyse_stream`` therefore runs, per frame:
 
 A frame with a blocked camera runs nothing else (the rules report only the
 blocked camera then) and keeps the reference picture, so the first clear frame
-after it is re-analysed. Values not recomputed are carried from the state;
-``checks_run`` names what ran. Thresholds are re-applied to carried values on
-every frame, so a changed exam configuration takes effect at once.
+after it is re-analysed. Values not recomputed are carried from the
+``StreamState``; ``checks_run`` names what ran. Thresholds are re-applied to
+carried values on every frame, so a changed exam configuration takes effect at
+once. ``analyse_stream`` decides what is due and leaves the work to one
+function per phase: ``_camera``, ``_scene``, ``_faces_and_identity`` (with the
+head pose), ``_objects_in_view``, then ``_stream_analysis`` for the thresholds.
 
 Why that keeps every condition that lasts 4 s: a condition appears with a
 change in the picture (a face leaves, a phone or a second person enters, the
@@ -72,8 +75,11 @@ MAX_CARRIED_OBJECTS = 10  # the state keeps the best-scored detections only, to 
 
 
 class _Timer:
+    """Milliseconds per stage of one frame, and the names of the checks that ran."""
+
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
+        self.checks_run: set[str] = set()
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -82,6 +88,13 @@ class _Timer:
             yield
         finally:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+    @contextmanager
+    def check(self, name: str) -> Iterator[None]:
+        """Time the check ``name`` and record that it ran."""
+        with self(name):
+            yield
+        self.checks_run.add(name)
 
 
 def _best_identity(
@@ -105,34 +118,28 @@ def analyse_frame(
     timer = _Timer()
     with timer("prepare"):
         image = prepare_image(image)
-    checks: set[str] = set()
     camera = CameraState(blocked=False)
     if config.is_enabled("camera"):
-        with timer("camera"):
+        with timer.check("camera"):
             camera = camera_state(image)
-        checks.add("camera")
     faces: tuple[Face, ...] = ()
     if any(config.is_enabled(c) for c in FACE_CHECKS):
-        with timer("faces"):
+        with timer.check("faces"):
             faces = detect_frame_faces(image)
-        checks.add("faces")
     identity = None
     candidate = faces[0] if faces else None
     if config.is_enabled("identity") and len(references) and faces:
-        with timer("identity"):
+        with timer.check("identity"):
             identity, candidate = _best_identity(image, faces, references, config.identity_threshold)
-        checks.add("identity")
     pose = None
     if config.is_enabled("head_pose") and candidate is not None:
-        with timer("head_pose"):
+        with timer.check("head_pose"):
             pose = head_pose(image, candidate.box)
-        checks.add("head_pose")
     objects: tuple[DetectedObject, ...] = ()
     if config.is_enabled("objects"):
-        with timer("objects"):
+        with timer.check("objects"):
             detections = _objects(image)
         objects = _prohibited(detections, config, candidate.box if candidate is not None else None)
-        checks.add("objects")
     return FrameAnalysis(
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
@@ -141,7 +148,7 @@ def analyse_frame(
         looking_away=_away(pose, config),
         objects=objects,
         camera=camera,
-        checks_run=frozenset(checks),
+        checks_run=frozenset(timer.checks_run),
         timings_ms=timer.ms,
     )
 
@@ -402,107 +409,189 @@ def analyse_stream(
     timer = _Timer()
     old = state if state is not None else StreamState()
     fresh = old.frame_at is None or now > old.frame_at
-    new = old
     with timer("prepare"):
         image = prepare_image(image)
         thumb = gray_thumbnail(image)
-    checks: set[str] = set()
 
-    camera = CameraState(blocked=False)
-    if config.is_enabled("camera"):
-        with timer("camera"):
-            camera = camera_state(image, thumb=thumb)
-            digest = frame_digest(thumb)
-        if fresh and not camera.blocked and old.digest == digest:
-            camera = replace(camera, blocked=True, reason="frozen")
-        new = replace(new, digest=digest)
-        checks.add("camera")
-
-    faces_boxes = old.boxes
-    face_count = old.faces
-    candidate = old.candidate
-    distance = old.distance
-    pose = old.pose
+    # A redelivered frame is the last frame itself: it must not look frozen.
+    camera, digest = _camera(
+        image, thumb, config=config, last_digest=old.digest if fresh else None, timer=timer
+    )
+    new = replace(old, frame_at=now, digest=old.digest if digest is None else digest)
     detections = old.detections
-
     if not camera.blocked:
-        sig = scene_signature(thumb)
-        before = old.signature_grid
-        with timer("scene"):
-            cells = np.ones(sig.shape, bool) if before is None else scene_change(before, sig)
-        changed = int(cells.sum()) >= CHANGED_CELLS
-        face_changed = _changed_within(cells, candidate, (image.shape[1], image.shape[0])) >= FACE_CHANGED
-        if changed:
-            new = replace(new, signature=sig.tobytes())
+        frame_size = (image.shape[1], image.shape[0])
+        scene = _scene(
+            thumb, before=old.signature_grid, candidate=old.candidate, frame_size=frame_size, timer=timer
+        )
+        if scene.changed:
+            new = replace(new, signature=scene.signature)
         wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
-        if wants_faces and (changed or _due(old.faces_at, now, FACES_MAX_AGE)):
-            with timer("faces"):
-                faces = detect_frame_faces(image)
-            checks.add("faces")
-            new = replace(new, faces_at=now)
-            faces_boxes = tuple(f.box for f in faces)
-            tracked = _nearest(faces, candidate)
-            identity_due = (
-                config.is_enabled("identity")
-                and len(references) > 0
-                and bool(faces)
-                and (
-                    distance is None
-                    or face_changed
-                    or len(faces) != face_count
-                    or _moved(candidate, tracked.box if tracked else None)
-                    or _due(old.identity_at, now, IDENTITY_MAX_AGE)
-                )
+        if wants_faces and (scene.changed or _due(old.faces_at, now, FACES_MAX_AGE)):
+            new = _faces_and_identity(
+                image,
+                references=references,
+                config=config,
+                carried=new,
+                face_changed=scene.face_changed,
+                now=now,
+                timer=timer,
             )
-            if identity_due:
-                with timer("identity"):
-                    result, best = _best_identity(image, faces, references, config.identity_threshold)
-                checks.add("identity")
-                new = replace(new, identity_at=now)
-                distance = result.distance
-                candidate = best.box
-            else:
-                candidate = tracked.box if tracked else None
-                if not faces:
-                    distance = None
-            face_count = len(faces)
-            pose = None
-            if config.is_enabled("head_pose") and candidate is not None:
-                with timer("head_pose"):
-                    pose = head_pose(image, candidate)
-                checks.add("head_pose")
-        if config.is_enabled("objects") and (changed or _due(old.objects_at, now, OBJECTS_MAX_AGE)):
-            with timer("objects"):
-                detections = _objects(image)
-            checks.add("objects")
+        if config.is_enabled("objects") and (scene.changed or _due(old.objects_at, now, OBJECTS_MAX_AGE)):
+            detections = _objects_in_view(image, timer=timer)
             new = replace(new, objects_at=now)
+    # The state keeps the best-scored few; this frame is judged on all of them.
+    new = replace(new, detections=detections[:MAX_CARRIED_OBJECTS])
+    analysis = _stream_analysis(new, detections=detections, camera=camera, config=config, timer=timer)
+    return analysis, (new if fresh else old)
 
-    new = replace(
-        new,
-        frame_at=now,
-        faces=face_count,
-        boxes=faces_boxes,
+
+def _camera(
+    image: np.ndarray, thumb: np.ndarray, *, config: CheckConfig, last_digest: str | None, timer: _Timer
+) -> tuple[CameraState, str | None]:
+    """The camera checks, and this frame's digest (None when the check is off).
+
+    A picture whose digest equals ``last_digest`` is a frozen feed.
+    """
+    if not config.is_enabled("camera"):
+        return CameraState(blocked=False), None
+    with timer.check("camera"):
+        camera = camera_state(image, thumb=thumb)
+        digest = frame_digest(thumb)
+    if not camera.blocked and digest == last_digest:
+        camera = replace(camera, blocked=True, reason="frozen")
+    return camera, digest
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """How the picture changed since the last picture that changed."""
+
+    signature: bytes  # this picture's, to keep if it changed
+    changed: bool  # faces and objects run again
+    face_changed: bool  # under the candidate's face: identity is checked again
+
+
+def _scene(
+    thumb: np.ndarray,
+    *,
+    before: np.ndarray | None,
+    candidate: Box | None,
+    frame_size: tuple[int, int],
+    timer: _Timer,
+) -> _Scene:
+    sig = scene_signature(thumb)
+    with timer("scene"):
+        cells = np.ones(sig.shape, bool) if before is None else scene_change(before, sig)
+    return _Scene(
+        signature=sig.tobytes(),
+        changed=int(cells.sum()) >= CHANGED_CELLS,
+        face_changed=_changed_within(cells, candidate, frame_size) >= FACE_CHANGED,
+    )
+
+
+def _faces_and_identity(
+    image: np.ndarray,
+    *,
+    references: Sequence[np.ndarray],
+    config: CheckConfig,
+    carried: StreamState,
+    face_changed: bool,
+    now: float,
+    timer: _Timer,
+) -> StreamState:
+    """Find the faces, check identity again if it is due, and measure the candidate's head pose.
+
+    The candidate is the best identity match when identity ran, else the face
+    nearest the last candidate. Returns ``carried`` with the face findings and
+    their times replaced.
+    """
+    with timer.check("faces"):
+        faces = detect_frame_faces(image)
+    tracked = _nearest(faces, carried.candidate)
+    candidate = tracked.box if tracked is not None else None
+    distance = carried.distance if faces else None
+    identity_at = carried.identity_at
+    if _identity_due(
+        faces,
+        candidate,
+        references=references,
+        config=config,
+        carried=carried,
+        face_changed=face_changed,
+        now=now,
+    ):
+        with timer.check("identity"):
+            result, best = _best_identity(image, faces, references, config.identity_threshold)
+        candidate, distance, identity_at = best.box, result.distance, now
+    pose = None
+    if config.is_enabled("head_pose") and candidate is not None:
+        with timer.check("head_pose"):
+            pose = head_pose(image, candidate)
+    return replace(
+        carried,
+        faces_at=now,
+        identity_at=identity_at,
+        faces=len(faces),
+        boxes=tuple(f.box for f in faces),
         candidate=candidate,
         distance=distance,
         pose=pose,
-        detections=detections[:MAX_CARRIED_OBJECTS],
     )
+
+
+def _identity_due(
+    faces: Sequence[Face],
+    tracked: Box | None,
+    *,
+    references: Sequence[np.ndarray],
+    config: CheckConfig,
+    carried: StreamState,
+    face_changed: bool,
+    now: float,
+) -> bool:
+    """Whether identity must be checked on these faces rather than carried (see the module docstring)."""
+    if not (config.is_enabled("identity") and len(references) > 0 and faces):
+        return False
+    return (
+        carried.distance is None
+        or face_changed
+        or len(faces) != carried.faces
+        or _moved(carried.candidate, tracked)
+        or _due(carried.identity_at, now, IDENTITY_MAX_AGE)
+    )
+
+
+def _objects_in_view(image: np.ndarray, *, timer: _Timer) -> tuple[DetectedObject, ...]:
+    with timer.check("objects"):
+        return _objects(image)
+
+
+def _stream_analysis(
+    carried: StreamState,
+    *,
+    detections: tuple[DetectedObject, ...],
+    camera: CameraState,
+    config: CheckConfig,
+    timer: _Timer,
+) -> FrameAnalysis:
+    """The frame's findings, fresh or carried, judged against the exam's current thresholds."""
     identity = None
-    if config.is_enabled("identity") and distance is not None and face_count:
+    if config.is_enabled("identity") and carried.distance is not None and carried.faces:
         identity = IdentityResult(
-            distance=distance,
+            distance=carried.distance,
             threshold=config.identity_threshold,
-            match=distance <= config.identity_threshold,
+            match=carried.distance <= config.identity_threshold,
         )
-    analysis = FrameAnalysis(
-        faces=face_count,
-        boxes=faces_boxes,
+    pose = carried.pose if config.is_enabled("head_pose") else None
+    return FrameAnalysis(
+        faces=carried.faces,
+        boxes=carried.boxes,
         identity=identity,
-        head_pose=pose if config.is_enabled("head_pose") else None,
+        head_pose=pose,
         looking_away=config.is_enabled("head_pose") and _away(pose, config),
-        objects=_prohibited(detections, config, candidate) if config.is_enabled("objects") else (),
+        objects=_prohibited(detections, config, carried.candidate) if config.is_enabled("objects") else (),
         camera=camera,
-        checks_run=frozenset(checks),
+        checks_run=frozenset(timer.checks_run),
         timings_ms=timer.ms,
     )
-    return analysis, (new if fresh else old)
