@@ -115,7 +115,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from detection.core.faces import detect_faces, encode_face
     from detection.core.objects import object_detector
     from detection.core.pose import head_pose
-    from detection.core.replay import DURATION, scenes, scripted_stream
+    from detection.tools.replay import DURATION, scenes, scripted_stream
 
     photos = Path(args.photos)
     start = time.perf_counter()
@@ -171,7 +171,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "frames": len(frames),
             "seconds": args.duration,
             "interval_s": 2.0,
-            "script": "detection/core/replay.py EPISODES"
+            "script": "detection/tools/replay.py EPISODES"
             if args.duration == DURATION
             else "EPISODES, truncated",
             "amortised_ms_per_frame": round(stream_ms, 2),
@@ -189,7 +189,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_make_evalset(args: argparse.Namespace) -> int:
-    from detection.core.evalset import make_evalset
+    from detection.tools.evalset import make_evalset
 
     count = make_evalset(Path(args.photos), Path(args.outdir))
     logger.info("wrote %d images and labels.csv to %s", count, args.outdir)
@@ -221,7 +221,7 @@ def _table(report: dict[str, Any]) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     pin_to_one_core()
-    from detection.core.evalset import evaluate
+    from detection.tools.evalset import evaluate
 
     directory = Path(args.dir)
     if not (directory / "labels.csv").is_file():

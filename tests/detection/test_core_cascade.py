@@ -10,8 +10,8 @@ from detection_photos import PHOTOS
 
 from detection.core import CheckConfig, StreamState, analyse_frame, analyse_stream, decode_image
 from detection.core.analyse import FACES_MAX_AGE
-from detection.core.replay import EXPECTED_EVENT, SHORT_DURATION, SHORT_EPISODES, scripted_stream
 from detection.core.rules import conditions_from, debounce
+from detection.tools.replay import EXPECTED_EVENT, SHORT_DURATION, SHORT_EPISODES, scripted_stream
 
 CONFIG = CheckConfig()
 
