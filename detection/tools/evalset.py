@@ -2,8 +2,9 @@
 
 ``make_evalset`` writes 640x480 JPEG frames plus ``labels.csv`` (file, faces,
 identity_of, objects, blocked, source) and the reference photos under
-``references/``. Every variant is made in code from tests/data/photos, so
-anyone can regenerate the same set; nothing generated is committed.
+``references/``. Every variant is made in code from the committed photos
+(tests/data/photos, passed in as ``photos``), so anyone can regenerate the
+same set; nothing generated is committed.
 
 ``evaluate`` runs ``analyse_frame`` on every image and reports precision and
 recall per check, the confusion of face counts, and a threshold sweep of
