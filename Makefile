@@ -68,10 +68,10 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
-	$(PY) -m detection bench
+	$(PY) -m detection bench --photos tests/data/photos
 
 evaluate: $(INSTALLED)
-	$(PY) -m detection make-evalset var/evalset
+	$(PY) -m detection make-evalset --photos tests/data/photos var/evalset
 	$(PY) -m detection evaluate var/evalset
 
 clean:

@@ -1,6 +1,14 @@
 """``python -m detection``: analyse, bench, evaluate, make-evalset.
 
-Results go to stdout (JSON with --json); logs go to stderr.
+    python -m detection analyse IMAGE... [--reference IMG]... [--threshold T] [--json]
+    python -m detection bench --photos DIR [--duration S] [--repeat N] [--full] [--json]
+    python -m detection make-evalset --photos DIR OUTDIR
+    python -m detection evaluate [--json] DIR
+
+``bench`` and ``make-evalset`` compose their pictures from a folder of photos
+that must be given: the repository's own are in tests/data/photos (the
+Makefile's ``bench`` and ``evaluate`` targets pass it). Results go to stdout
+(JSON with --json); logs go to stderr.
 """
 
 from __future__ import annotations
@@ -16,9 +24,6 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("detection.cli")
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTOS = REPO / "tests" / "data" / "photos"
 
 
 def _read(path: str) -> bytes:
@@ -115,9 +120,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from detection.core.faces import detect_faces, encode_face
     from detection.core.objects import object_detector
     from detection.core.pose import head_pose
-    from detection.core.replay import DURATION, scenes, scripted_stream
+    from detection.tools.replay import DURATION, scenes, scripted_stream
 
-    photos = Path(args.photos)
+    photos = args.photos
     start = time.perf_counter()
     reference = encode_reference(decode_image((photos / "obama.jpg").read_bytes()))
     load_ms = (time.perf_counter() - start) * 1000
@@ -171,7 +176,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "frames": len(frames),
             "seconds": args.duration,
             "interval_s": 2.0,
-            "script": "detection/core/replay.py EPISODES"
+            "script": "detection/tools/replay.py EPISODES"
             if args.duration == DURATION
             else "EPISODES, truncated",
             "amortised_ms_per_frame": round(stream_ms, 2),
@@ -189,9 +194,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_make_evalset(args: argparse.Namespace) -> int:
-    from detection.core.evalset import make_evalset
+    from detection.tools.evalset import make_evalset
 
-    count = make_evalset(Path(args.photos), Path(args.outdir))
+    count = make_evalset(args.photos, Path(args.outdir))
     logger.info("wrote %d images and labels.csv to %s", count, args.outdir)
     return 0
 
@@ -221,11 +226,15 @@ def _table(report: dict[str, Any]) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     pin_to_one_core()
-    from detection.core.evalset import evaluate
+    from detection.tools.evalset import evaluate
 
     directory = Path(args.dir)
     if not (directory / "labels.csv").is_file():
-        logger.error("%s has no labels.csv (make one with: python -m detection make-evalset DIR)", directory)
+        logger.error(
+            "%s has no labels.csv (make one with: python -m detection make-evalset --photos PHOTOS %s)",
+            directory,
+            directory,
+        )
         return 2
     report = evaluate(directory)
     if args.json:
@@ -235,8 +244,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is not a folder")
+    return path
+
+
+def _add_photos(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--photos",
+        required=True,
+        type=_folder,
+        metavar="DIR",
+        help="the photos to compose the pictures from (the repository's are in tests/data/photos)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detection", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     analyse = sub.add_parser("analyse", help="run every check on each image")
     analyse.add_argument("images", nargs="+", metavar="IMAGE")
@@ -248,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="per-stage cost and the amortised cost of a replayed stream, on one core"
     )
-    bench.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="the committed test photos")
+    _add_photos(bench)
     bench.add_argument("--repeat", type=int, default=15, help="timed runs per stage (median reported)")
     bench.add_argument(
         "--duration", type=float, default=600.0, help="seconds of stream to replay (2 s per frame)"
@@ -266,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     make = sub.add_parser("make-evalset", help="generate the evaluation set from the test photos")
     make.add_argument("outdir", metavar="OUTDIR")
-    make.add_argument("--photos", default=str(DEFAULT_PHOTOS))
+    _add_photos(make)
     make.set_defaults(func=cmd_make_evalset)
     return parser
 

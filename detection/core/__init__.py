@@ -5,7 +5,7 @@ loaded on first use by the checks that need them, once per process. Nothing
 here imports Django, Celery or Channels.
 """
 
-from .analyse import analyse_frame, analyse_stream
+from .analyse import StreamState, analyse_frame, analyse_stream
 from .camera import camera_state
 from .config import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
 from .faces import encode_reference, verify_identity
@@ -39,6 +39,7 @@ __all__ = [
     "HeadPose",
     "IdentityResult",
     "InvalidImage",
+    "StreamState",
     "analyse_frame",
     "analyse_stream",
     "camera_state",

@@ -17,9 +17,12 @@ candidate sitting still. ``analyse_stream`` therefore runs, per frame:
 
 A frame with a blocked camera runs nothing else (the rules report only the
 blocked camera then) and keeps the reference picture, so the first clear frame
-after it is re-analysed. Values not recomputed are carried from the state;
-``checks_run`` names what ran. Thresholds are re-applied to carried values on
-every frame, so a changed exam configuration takes effect at once.
+after it is re-analysed. Values not recomputed are carried from the
+``StreamState``; ``checks_run`` names what ran. Thresholds are re-applied to
+carried values on every frame, so a changed exam configuration takes effect at
+once. ``analyse_stream`` decides what is due and leaves the work to one
+function per phase: ``_camera``, ``_scene``, ``_faces_and_identity`` (with the
+head pose), ``_objects_in_view``, then ``_stream_analysis`` for the thresholds.
 
 Why that keeps every condition that lasts 4 s: a condition appears with a
 change in the picture (a face leaves, a phone or a second person enters, the
@@ -36,7 +39,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -68,11 +71,15 @@ FACE_CHANGED = 0.3  # this fraction of changed cells under the candidate's face 
 FACE_MOVED = 0.5  # centre shift, as a fraction of the face width
 FACE_RESIZED = 1.4  # width ratio either way
 STATE_VERSION = 1
+MAX_CARRIED_OBJECTS = 10  # the state keeps the best-scored detections only, to stay small
 
 
 class _Timer:
+    """Milliseconds per stage of one frame, and the names of the checks that ran."""
+
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
+        self.checks_run: set[str] = set()
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -81,6 +88,13 @@ class _Timer:
             yield
         finally:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+    @contextmanager
+    def check(self, name: str) -> Iterator[None]:
+        """Time the check ``name`` and record that it ran."""
+        with self(name):
+            yield
+        self.checks_run.add(name)
 
 
 def _best_identity(
@@ -104,34 +118,28 @@ def analyse_frame(
     timer = _Timer()
     with timer("prepare"):
         image = prepare_image(image)
-    checks: set[str] = set()
     camera = CameraState(blocked=False)
     if config.is_enabled("camera"):
-        with timer("camera"):
+        with timer.check("camera"):
             camera = camera_state(image)
-        checks.add("camera")
     faces: tuple[Face, ...] = ()
     if any(config.is_enabled(c) for c in FACE_CHECKS):
-        with timer("faces"):
+        with timer.check("faces"):
             faces = detect_frame_faces(image)
-        checks.add("faces")
     identity = None
     candidate = faces[0] if faces else None
     if config.is_enabled("identity") and len(references) and faces:
-        with timer("identity"):
+        with timer.check("identity"):
             identity, candidate = _best_identity(image, faces, references, config.identity_threshold)
-        checks.add("identity")
     pose = None
     if config.is_enabled("head_pose") and candidate is not None:
-        with timer("head_pose"):
+        with timer.check("head_pose"):
             pose = head_pose(image, candidate.box)
-        checks.add("head_pose")
     objects: tuple[DetectedObject, ...] = ()
     if config.is_enabled("objects"):
-        with timer("objects"):
+        with timer.check("objects"):
             detections = _objects(image)
         objects = _prohibited(detections, config, candidate.box if candidate is not None else None)
-        checks.add("objects")
     return FrameAnalysis(
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
@@ -140,7 +148,7 @@ def analyse_frame(
         looking_away=_away(pose, config),
         objects=objects,
         camera=camera,
-        checks_run=frozenset(checks),
+        checks_run=frozenset(timer.checks_run),
         timings_ms=timer.ms,
     )
 
@@ -217,20 +225,8 @@ def _changed_within(changed: np.ndarray, box: Box | None, frame_size: tuple[int,
     return float(cells.mean()) if cells.size else 1.0
 
 
-def _encode_sig(sig: np.ndarray) -> str:
-    return base64.b64encode(sig.tobytes()).decode("ascii")
-
-
-def _decode_sig(data: Any) -> np.ndarray | None:
-    if not isinstance(data, str):
-        return None
-    try:
-        raw = base64.b64decode(data.encode("ascii"), validate=True)
-    except ValueError:
-        return None
-    if len(raw) != SIG_SIZE[0] * SIG_SIZE[1]:
-        return None
-    return np.frombuffer(raw, np.uint8).reshape(SIG_SIZE[1], SIG_SIZE[0])
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _box(data: Any) -> Box | None:
@@ -239,30 +235,138 @@ def _box(data: Any) -> Box | None:
     return None
 
 
-def _num(state: dict[str, Any], key: str, default: float = float("-inf")) -> float:
-    value = state.get(key)
-    return float(value) if isinstance(value, (int, float)) else default
+def _items(data: Any) -> list[Any]:
+    return data if isinstance(data, list) else []
 
 
-def _carried(state: dict[str, Any]) -> dict[str, Any]:
-    """The last findings stored in the state, as typed values."""
-    boxes = tuple(b for b in (_box(x) for x in state.get("boxes") or []) if b is not None)
-    identity = state.get("identity")
-    pose = state.get("pose")
-    objects = []
-    for item in state.get("objects") or []:
-        if isinstance(item, list) and len(item) == 3 and _box(item[2]) is not None:
-            objects.append(DetectedObject(str(item[0]), float(item[1]), _box(item[2])))  # type: ignore[arg-type]
-    return {
-        "faces": int(state.get("faces", 0)) if isinstance(state.get("faces"), int) else 0,
-        "boxes": boxes,
-        "distance": float(identity) if isinstance(identity, (int, float)) else None,
-        "pose": HeadPose(float(pose[0]), float(pose[1]))
-        if isinstance(pose, list) and len(pose) == 2
-        else None,
-        "detections": tuple(objects),
-        "candidate": _box(state.get("candidate")),
-    }
+def _signature(data: Any) -> bytes | None:
+    if not isinstance(data, str):
+        return None
+    try:
+        raw = base64.b64decode(data.encode("ascii"), validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) == SIG_SIZE[0] * SIG_SIZE[1] else None
+
+
+def _pose(data: Any) -> HeadPose | None:
+    if not (isinstance(data, list) and len(data) == 2):
+        return None
+    try:
+        return HeadPose(float(data[0]), float(data[1]))
+    except (TypeError, ValueError):
+        return None
+
+
+def _detection(data: Any) -> DetectedObject | None:
+    if not (isinstance(data, list) and len(data) == 3):
+        return None
+    box = _box(data[2])
+    try:
+        score = float(data[1])
+    except (TypeError, ValueError):
+        return None
+    return DetectedObject(str(data[0]), score, box) if box is not None else None
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What ``analyse_stream`` keeps from one frame of a stream for the next.
+
+    It crosses a process boundary: the worker stores ``to_json()`` (about
+    1.5 KB) and whichever worker takes the next frame rebuilds it with
+    ``from_json``. The times are the ``now`` of the frame on which something
+    last ran, None if it never did.
+    """
+
+    frame_at: float | None = None  # the last frame analysed
+    digest: str | None = None  # its ``frame_digest``, to tell a frozen feed
+    signature: bytes | None = None  # ``scene_signature`` of the last changed picture, uint8 row by row
+    faces_at: float | None = None
+    identity_at: float | None = None
+    objects_at: float | None = None
+    # The last findings, carried to the frames on which their check does not run.
+    faces: int = 0
+    boxes: tuple[Box, ...] = ()
+    candidate: Box | None = None  # the candidate's face, one of ``boxes``
+    distance: float | None = None  # the candidate's identity distance
+    pose: HeadPose | None = None  # the candidate's head pose
+    detections: tuple[DetectedObject, ...] = ()  # every object found, before the prohibited filter
+
+    def __post_init__(self) -> None:
+        size = SIG_SIZE[0] * SIG_SIZE[1]
+        if self.signature is not None and len(self.signature) != size:
+            raise ValueError(f"a scene signature is {size} bytes, got {len(self.signature)}")
+        if self.faces < 0:
+            raise ValueError(f"faces must not be negative, got {self.faces}")
+
+    @property
+    def signature_grid(self) -> np.ndarray | None:
+        """The signature as a read-only 24x32 grey picture."""
+        if self.signature is None:
+            return None
+        return np.frombuffer(self.signature, np.uint8).reshape(SIG_SIZE[1], SIG_SIZE[0])
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: the keys of ``STATE_VERSION`` 1, as written before this class existed.
+
+        The times, digest and signature are left out until they have a value.
+        """
+        data: dict[str, Any] = {"v": STATE_VERSION}
+        optional = {
+            "t": self.frame_at,
+            "digest": self.digest,
+            "sig": None if self.signature is None else base64.b64encode(self.signature).decode("ascii"),
+            "t_faces": self.faces_at,
+            "t_identity": self.identity_at,
+            "t_objects": self.objects_at,
+        }
+        data.update((key, value) for key, value in optional.items() if value is not None)
+        data.update(
+            faces=self.faces,
+            boxes=[b.as_list() for b in self.boxes],
+            candidate=self.candidate.as_list() if self.candidate is not None else None,
+            identity=self.distance,
+            pose=[self.pose.yaw, self.pose.pitch] if self.pose is not None else None,
+            objects=[[d.label, d.score, d.box.as_list()] for d in self.detections],
+        )
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> StreamState:
+        """Rebuild a stored state; never raises.
+
+        None, anything that is not a dict of ``STATE_VERSION``, or a state
+        that fails validation gives a fresh state (the next frame is then
+        analysed in full). In a state of this version, a damaged value falls
+        back to its default and the others are kept.
+        """
+        if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+            return cls()
+        faces = data.get("faces")
+        try:
+            return cls(
+                frame_at=_number(data.get("t")),
+                digest=data["digest"] if isinstance(data.get("digest"), str) else None,
+                signature=_signature(data.get("sig")),
+                faces_at=_number(data.get("t_faces")),
+                identity_at=_number(data.get("t_identity")),
+                objects_at=_number(data.get("t_objects")),
+                faces=int(faces) if isinstance(faces, int) else 0,
+                boxes=tuple(b for b in map(_box, _items(data.get("boxes"))) if b is not None),
+                candidate=_box(data.get("candidate")),
+                distance=_number(data.get("identity")),
+                pose=_pose(data.get("pose")),
+                detections=tuple(d for d in map(_detection, _items(data.get("objects"))) if d is not None),
+            )
+        except (TypeError, ValueError) as exc:
+            logger.warning("stream state refused, starting afresh: %s", exc)
+            return cls()
+
+
+def _due(last: float | None, now: float, max_age: float) -> bool:
+    """Whether a check that last ran at ``last`` (None: never) is older than ``max_age``."""
+    return last is None or now - last >= max_age
 
 
 def _moved(before: Box | None, after: Box | None) -> bool:
@@ -292,122 +396,202 @@ def analyse_stream(
     *,
     references: Sequence[np.ndarray],
     config: CheckConfig,
-    state: dict[str, Any] | None,
+    state: StreamState | None,
     now: float,
-) -> tuple[FrameAnalysis, dict[str, Any]]:
+) -> tuple[FrameAnalysis, StreamState]:
     """Analyse one frame of a live stream through the cascade (see the module docstring).
 
-    ``state`` is the dict returned for the previous frame of the same stream,
-    or None for the first frame. It holds only small JSON values (about 1.5 KB),
-    so any worker can take any frame. A frame whose ``now`` is not after the
-    last one (a redelivery) is analysed against the old state and leaves it
-    unchanged.
+    ``state`` is the state returned for the previous frame of the same stream,
+    or None for the first frame; between workers it travels as
+    ``StreamState.to_json()``. A frame whose ``now`` is not after the last one
+    (a redelivery) is analysed against the old state and leaves it unchanged.
     """
     timer = _Timer()
-    old = dict(state or {}) if (state or {}).get("v") == STATE_VERSION else {}
-    fresh = now > _num(old, "t")
-    new = dict(old)
+    old = state if state is not None else StreamState()
+    fresh = old.frame_at is None or now > old.frame_at
     with timer("prepare"):
         image = prepare_image(image)
         thumb = gray_thumbnail(image)
-    checks: set[str] = set()
-    carried = _carried(old)
 
-    camera = CameraState(blocked=False)
-    if config.is_enabled("camera"):
-        with timer("camera"):
-            camera = camera_state(image, thumb=thumb)
-            digest = frame_digest(thumb)
-        if fresh and not camera.blocked and old.get("digest") == digest:
-            camera = replace(camera, blocked=True, reason="frozen")
-        new["digest"] = digest
-        checks.add("camera")
-
-    faces_boxes = carried["boxes"]
-    face_count = carried["faces"]
-    candidate = carried["candidate"]
-    distance = carried["distance"]
-    pose = carried["pose"]
-    detections = carried["detections"]
-
-    if not camera.blocked:
-        sig = scene_signature(thumb)
-        before = _decode_sig(old.get("sig"))
-        with timer("scene"):
-            cells = np.ones(sig.shape, bool) if before is None else scene_change(before, sig)
-        changed = int(cells.sum()) >= CHANGED_CELLS
-        face_changed = _changed_within(cells, candidate, (image.shape[1], image.shape[0])) >= FACE_CHANGED
-        if changed:
-            new["sig"] = _encode_sig(sig)
-        wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
-        if wants_faces and (changed or now - _num(old, "t_faces") >= FACES_MAX_AGE):
-            with timer("faces"):
-                faces = detect_frame_faces(image)
-            checks.add("faces")
-            new["t_faces"] = now
-            faces_boxes = tuple(f.box for f in faces)
-            tracked = _nearest(faces, candidate)
-            identity_due = (
-                config.is_enabled("identity")
-                and len(references) > 0
-                and bool(faces)
-                and (
-                    distance is None
-                    or face_changed
-                    or len(faces) != face_count
-                    or _moved(candidate, tracked.box if tracked else None)
-                    or now - _num(old, "t_identity") >= IDENTITY_MAX_AGE
-                )
-            )
-            if identity_due:
-                with timer("identity"):
-                    result, best = _best_identity(image, faces, references, config.identity_threshold)
-                checks.add("identity")
-                new["t_identity"] = now
-                distance = result.distance
-                candidate = best.box
-            else:
-                candidate = tracked.box if tracked else None
-                if not faces:
-                    distance = None
-            face_count = len(faces)
-            pose = None
-            if config.is_enabled("head_pose") and candidate is not None:
-                with timer("head_pose"):
-                    pose = head_pose(image, candidate)
-                checks.add("head_pose")
-        if config.is_enabled("objects") and (changed or now - _num(old, "t_objects") >= OBJECTS_MAX_AGE):
-            with timer("objects"):
-                detections = _objects(image)
-            checks.add("objects")
-            new["t_objects"] = now
-
-    new.update(
-        v=STATE_VERSION,
-        t=now,
-        faces=face_count,
-        boxes=[b.as_list() for b in faces_boxes],
-        candidate=candidate.as_list() if candidate is not None else None,
-        identity=distance,
-        pose=[pose.yaw, pose.pitch] if pose is not None else None,
-        objects=[[d.label, d.score, d.box.as_list()] for d in detections[:10]],
+    # A redelivered frame is the last frame itself: it must not look frozen.
+    camera, digest = _camera(
+        image, thumb, config=config, last_digest=old.digest if fresh else None, timer=timer
     )
-    identity = None
-    if config.is_enabled("identity") and distance is not None and face_count:
-        identity = IdentityResult(
-            distance=distance,
-            threshold=config.identity_threshold,
-            match=distance <= config.identity_threshold,
+    new = replace(old, frame_at=now, digest=old.digest if digest is None else digest)
+    detections = old.detections
+    if not camera.blocked:
+        frame_size = (image.shape[1], image.shape[0])
+        scene = _scene(
+            thumb, before=old.signature_grid, candidate=old.candidate, frame_size=frame_size, timer=timer
         )
-    analysis = FrameAnalysis(
-        faces=face_count,
-        boxes=faces_boxes,
+        if scene.changed:
+            new = replace(new, signature=scene.signature)
+        wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
+        if wants_faces and (scene.changed or _due(old.faces_at, now, FACES_MAX_AGE)):
+            new = _faces_and_identity(
+                image,
+                references=references,
+                config=config,
+                carried=new,
+                face_changed=scene.face_changed,
+                now=now,
+                timer=timer,
+            )
+        if config.is_enabled("objects") and (scene.changed or _due(old.objects_at, now, OBJECTS_MAX_AGE)):
+            detections = _objects_in_view(image, timer=timer)
+            new = replace(new, objects_at=now)
+    # The state keeps the best-scored few; this frame is judged on all of them.
+    new = replace(new, detections=detections[:MAX_CARRIED_OBJECTS])
+    analysis = _stream_analysis(new, detections=detections, camera=camera, config=config, timer=timer)
+    return analysis, (new if fresh else old)
+
+
+def _camera(
+    image: np.ndarray, thumb: np.ndarray, *, config: CheckConfig, last_digest: str | None, timer: _Timer
+) -> tuple[CameraState, str | None]:
+    """The camera checks, and this frame's digest (None when the check is off).
+
+    A picture whose digest equals ``last_digest`` is a frozen feed.
+    """
+    if not config.is_enabled("camera"):
+        return CameraState(blocked=False), None
+    with timer.check("camera"):
+        camera = camera_state(image, thumb=thumb)
+        digest = frame_digest(thumb)
+    if not camera.blocked and digest == last_digest:
+        camera = replace(camera, blocked=True, reason="frozen")
+    return camera, digest
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """How the picture changed since the last picture that changed."""
+
+    signature: bytes  # this picture's, to keep if it changed
+    changed: bool  # faces and objects run again
+    face_changed: bool  # under the candidate's face: identity is checked again
+
+
+def _scene(
+    thumb: np.ndarray,
+    *,
+    before: np.ndarray | None,
+    candidate: Box | None,
+    frame_size: tuple[int, int],
+    timer: _Timer,
+) -> _Scene:
+    sig = scene_signature(thumb)
+    with timer("scene"):
+        cells = np.ones(sig.shape, bool) if before is None else scene_change(before, sig)
+    return _Scene(
+        signature=sig.tobytes(),
+        changed=int(cells.sum()) >= CHANGED_CELLS,
+        face_changed=_changed_within(cells, candidate, frame_size) >= FACE_CHANGED,
+    )
+
+
+def _faces_and_identity(
+    image: np.ndarray,
+    *,
+    references: Sequence[np.ndarray],
+    config: CheckConfig,
+    carried: StreamState,
+    face_changed: bool,
+    now: float,
+    timer: _Timer,
+) -> StreamState:
+    """Find the faces, check identity again if it is due, and measure the candidate's head pose.
+
+    The candidate is the best identity match when identity ran, else the face
+    nearest the last candidate. Returns ``carried`` with the face findings and
+    their times replaced.
+    """
+    with timer.check("faces"):
+        faces = detect_frame_faces(image)
+    tracked = _nearest(faces, carried.candidate)
+    candidate = tracked.box if tracked is not None else None
+    distance = carried.distance if faces else None
+    identity_at = carried.identity_at
+    if _identity_due(
+        faces,
+        candidate,
+        references=references,
+        config=config,
+        carried=carried,
+        face_changed=face_changed,
+        now=now,
+    ):
+        with timer.check("identity"):
+            result, best = _best_identity(image, faces, references, config.identity_threshold)
+        candidate, distance, identity_at = best.box, result.distance, now
+    pose = None
+    if config.is_enabled("head_pose") and candidate is not None:
+        with timer.check("head_pose"):
+            pose = head_pose(image, candidate)
+    return replace(
+        carried,
+        faces_at=now,
+        identity_at=identity_at,
+        faces=len(faces),
+        boxes=tuple(f.box for f in faces),
+        candidate=candidate,
+        distance=distance,
+        pose=pose,
+    )
+
+
+def _identity_due(
+    faces: Sequence[Face],
+    tracked: Box | None,
+    *,
+    references: Sequence[np.ndarray],
+    config: CheckConfig,
+    carried: StreamState,
+    face_changed: bool,
+    now: float,
+) -> bool:
+    """Whether identity must be checked on these faces rather than carried (see the module docstring)."""
+    if not (config.is_enabled("identity") and len(references) > 0 and faces):
+        return False
+    return (
+        carried.distance is None
+        or face_changed
+        or len(faces) != carried.faces
+        or _moved(carried.candidate, tracked)
+        or _due(carried.identity_at, now, IDENTITY_MAX_AGE)
+    )
+
+
+def _objects_in_view(image: np.ndarray, *, timer: _Timer) -> tuple[DetectedObject, ...]:
+    with timer.check("objects"):
+        return _objects(image)
+
+
+def _stream_analysis(
+    carried: StreamState,
+    *,
+    detections: tuple[DetectedObject, ...],
+    camera: CameraState,
+    config: CheckConfig,
+    timer: _Timer,
+) -> FrameAnalysis:
+    """The frame's findings, fresh or carried, judged against the exam's current thresholds."""
+    identity = None
+    if config.is_enabled("identity") and carried.distance is not None and carried.faces:
+        identity = IdentityResult(
+            distance=carried.distance,
+            threshold=config.identity_threshold,
+            match=carried.distance <= config.identity_threshold,
+        )
+    pose = carried.pose if config.is_enabled("head_pose") else None
+    return FrameAnalysis(
+        faces=carried.faces,
+        boxes=carried.boxes,
         identity=identity,
-        head_pose=pose if config.is_enabled("head_pose") else None,
+        head_pose=pose,
         looking_away=config.is_enabled("head_pose") and _away(pose, config),
-        objects=_prohibited(detections, config, candidate) if config.is_enabled("objects") else (),
+        objects=_prohibited(detections, config, carried.candidate) if config.is_enabled("objects") else (),
         camera=camera,
-        checks_run=frozenset(checks),
+        checks_run=frozenset(timer.checks_run),
         timings_ms=timer.ms,
     )
-    return analysis, (new if fresh else dict(old))

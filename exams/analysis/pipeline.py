@@ -15,6 +15,7 @@ from detection.core import (
     CameraState,
     DetectionError,
     FaceCountError,
+    StreamState,
     analyse_stream,
     camera_state,
     conditions_from,
@@ -78,7 +79,7 @@ def _analyse_next_frame(session_id: str) -> str:
         image,
         references=_references(session),
         config=config,
-        state=state.get("stream"),
+        state=StreamState.from_json(state.get("stream")),
         now=frame.received_at,
     )
     actions, rule_state = debounce(
@@ -92,7 +93,7 @@ def _analyse_next_frame(session_id: str) -> str:
         session=session,
         seq=frame.seq,
         received_at=frame.received_at,
-        state={"stream": stream_state, "rules": rule_state},
+        state={"stream": stream_state.to_json(), "rules": rule_state},
         faces=analysis.faces,
         actions=actions,
         evidence_jpeg=frame.data,

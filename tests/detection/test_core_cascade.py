@@ -8,10 +8,10 @@ import json
 import pytest
 from detection_photos import PHOTOS
 
-from detection.core import CheckConfig, analyse_frame, analyse_stream, decode_image
+from detection.core import CheckConfig, StreamState, analyse_frame, analyse_stream, decode_image
 from detection.core.analyse import FACES_MAX_AGE
-from detection.core.replay import EXPECTED_EVENT, SHORT_DURATION, SHORT_EPISODES, scripted_stream
 from detection.core.rules import conditions_from, debounce
+from detection.tools.replay import EXPECTED_EVENT, SHORT_DURATION, SHORT_EPISODES, scripted_stream
 
 CONFIG = CheckConfig()
 
@@ -29,8 +29,9 @@ def _replay(reference, mode: str):
             analysis, stream_state = analyse_stream(
                 image, references=[reference], config=CONFIG, state=stream_state, now=now
             )
-            assert len(json.dumps(stream_state)) < 2500
-            stream_state = json.loads(json.dumps(stream_state))
+            stored = json.dumps(stream_state.to_json())
+            assert len(stored) < 2500
+            stream_state = StreamState.from_json(json.loads(stored))
         else:
             analysis = analyse_frame(image, references=[reference], config=CONFIG)
         actions, rules_state = debounce(

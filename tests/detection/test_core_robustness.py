@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 from detection.core import (
     CheckConfig,
     InvalidImage,
+    StreamState,
     analyse_frame,
     analyse_stream,
     decode_image,
@@ -88,7 +89,7 @@ def test_analysis_of_degenerate_frames_is_defined(array):
     result = analyse_frame(array, references=[], config=FAST)
     assert result.faces == 0
     analysis, state = analyse_stream(array, references=[], config=FAST, state=None, now=1.0)
-    assert analysis.faces == 0 and isinstance(state, dict)
+    assert analysis.faces == 0 and isinstance(state, StreamState)
 
 
 def test_analysis_refuses_what_is_not_an_image():
@@ -105,5 +106,25 @@ def test_analysis_refuses_what_is_not_an_image():
 def test_a_damaged_stream_state_is_tolerated(state):
     frame = np.full((480, 640, 3), 120, np.uint8)
     frame[100:300, 200:400] = 30
-    analysis, new = analyse_stream(frame, references=[], config=FAST, state=state, now=5.0)
-    assert analysis.faces == 0 and new["v"] == 1
+    analysis, new = analyse_stream(
+        frame, references=[], config=FAST, state=StreamState.from_json(state), now=5.0
+    )
+    assert analysis.faces == 0 and new.to_json()["v"] == 1
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = ("t", "digest", "sig", "t_faces", "t_identity", "t_objects", "faces", "boxes", "candidate")
+_KEYS += ("identity", "pose", "objects")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json | st.fixed_dictionaries({"v": st.just(1)}, optional={k: _json for k in _KEYS}))
+def test_any_stored_stream_state_is_read_without_raising(data):
+    state = StreamState.from_json(data)
+    assert StreamState.from_json(state.to_json()) == state

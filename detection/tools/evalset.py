@@ -2,8 +2,9 @@
 
 ``make_evalset`` writes 640x480 JPEG frames plus ``labels.csv`` (file, faces,
 identity_of, objects, blocked, source) and the reference photos under
-``references/``. Every variant is made in code from tests/data/photos, so
-anyone can regenerate the same set; nothing generated is committed.
+``references/``. Every variant is made in code from the committed photos
+(tests/data/photos, passed in as ``photos``), so anyone can regenerate the
+same set; nothing generated is committed.
 
 ``evaluate`` runs ``analyse_frame`` on every image and reports precision and
 recall per check, the confusion of face counts, and a threshold sweep of
@@ -259,14 +260,14 @@ def _bucket(n: int) -> str:
 
 def evaluate(directory: Path, thresholds: Sequence[float] | None = None) -> dict[str, Any]:
     """Score ``analyse_frame`` on an evaluation directory (see the module docstring)."""
-    from .analyse import analyse_frame
-    from .config import CheckConfig
-    from .faces import face_distance
-    from .image import decode_image
-    from .types import DetectionError
+    from detection.core.analyse import analyse_frame
+    from detection.core.config import CheckConfig
+    from detection.core.faces import face_distance
+    from detection.core.image import decode_image
+    from detection.core.types import DetectionError
 
     thresholds = thresholds or [round(0.30 + 0.025 * i, 3) for i in range(17)]
-    from .faces import encode_reference
+    from detection.core.faces import encode_reference
 
     references: dict[str, np.ndarray] = {}
     for path in sorted((directory / "references").glob("*")):
@@ -282,7 +283,7 @@ def evaluate(directory: Path, thresholds: Sequence[float] | None = None) -> dict
     impostor: list[float] = []
     missed_faces = 0
     per_image = []
-    from .faces import encode_face
+    from detection.core.faces import encode_face
 
     for row in rows:
         image = decode_image((directory / row["file"]).read_bytes())

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .image import crop_to
+from detection.core import crop_to
 
 FRAME_SIZE = (640, 480)
 INTERVAL = 2.0
