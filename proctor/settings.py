@@ -110,7 +110,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "proctor"},
+            # capacity: messages waiting per channel before group_send drops new ones.
+            # A proctor's channel receives every candidate's updates; the default
+            # 100 dropped updates at 50 candidates while daphne was busy.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "proctor", "capacity": 1000},
         }
     }
     CACHES = {

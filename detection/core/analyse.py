@@ -15,6 +15,15 @@ candidate sitting still. ``analyse_stream`` therefore runs, per frame:
   moved or resized a lot since the last identity check, no identity is known
   yet, or the last check is older than ``IDENTITY_MAX_AGE``.
 
+The max ages count in analysed frames as well as in seconds: a check is due
+again once it is that many seconds old *and* that many seconds' worth of
+frames (at the stream's nominal ``interval``) were analysed since. At the
+nominal pace the two agree. When the server is overloaded and analyses a
+session's frames further apart, the seconds alone would make every analysed
+frame a full re-run, so each frame would cost the most exactly when capacity
+is shortest; counting frames keeps the cost per frame what it is at the
+nominal pace, and the safety net's period grows with the overload instead.
+
 A frame with a blocked camera runs nothing else (the rules report only the
 blocked camera then) and keeps the reference picture, so the first clear frame
 after it is re-analysed. Values not recomputed are carried from the
@@ -285,6 +294,10 @@ class StreamState:
     faces_at: float | None = None
     identity_at: float | None = None
     objects_at: float | None = None
+    # Frames analysed since each check last ran (None: unknown, e.g. a state stored before these).
+    faces_frames: int | None = None
+    identity_frames: int | None = None
+    objects_frames: int | None = None
     # The last findings, carried to the frames on which their check does not run.
     faces: int = 0
     boxes: tuple[Box, ...] = ()
@@ -320,6 +333,9 @@ class StreamState:
             "t_faces": self.faces_at,
             "t_identity": self.identity_at,
             "t_objects": self.objects_at,
+            "n_faces": self.faces_frames,
+            "n_identity": self.identity_frames,
+            "n_objects": self.objects_frames,
         }
         data.update((key, value) for key, value in optional.items() if value is not None)
         data.update(
@@ -352,6 +368,9 @@ class StreamState:
                 faces_at=_number(data.get("t_faces")),
                 identity_at=_number(data.get("t_identity")),
                 objects_at=_number(data.get("t_objects")),
+                faces_frames=_count(data.get("n_faces")),
+                identity_frames=_count(data.get("n_identity")),
+                objects_frames=_count(data.get("n_objects")),
                 faces=int(faces) if isinstance(faces, int) else 0,
                 boxes=tuple(b for b in map(_box, _items(data.get("boxes"))) if b is not None),
                 candidate=_box(data.get("candidate")),
@@ -364,9 +383,20 @@ class StreamState:
             return cls()
 
 
-def _due(last: float | None, now: float, max_age: float) -> bool:
-    """Whether a check that last ran at ``last`` (None: never) is older than ``max_age``."""
-    return last is None or now - last >= max_age
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _later(frames: int | None) -> int | None:
+    return None if frames is None else frames + 1
+
+
+def _due(last: float | None, now: float, max_age: float, frames: int | None, interval: float) -> bool:
+    """Whether a check that last ran at ``last`` (None: never) is older than ``max_age``
+    seconds and ``frames`` analysed frames at ``interval`` cover that much too."""
+    if last is None:
+        return True
+    return now - last >= max_age and (frames is None or frames * interval >= max_age)
 
 
 def _moved(before: Box | None, after: Box | None) -> bool:
@@ -398,6 +428,7 @@ def analyse_stream(
     config: CheckConfig,
     state: StreamState | None,
     now: float,
+    interval: float = 2.0,
 ) -> tuple[FrameAnalysis, StreamState]:
     """Analyse one frame of a live stream through the cascade (see the module docstring).
 
@@ -405,6 +436,8 @@ def analyse_stream(
     or None for the first frame; between workers it travels as
     ``StreamState.to_json()``. A frame whose ``now`` is not after the last one
     (a redelivery) is analysed against the old state and leaves it unchanged.
+    ``interval`` is the stream's nominal seconds between frames; the max ages
+    count in frames at that pace as well as in seconds (see the module docstring).
     """
     timer = _Timer()
     old = state if state is not None else StreamState()
@@ -417,7 +450,14 @@ def analyse_stream(
     camera, digest = _camera(
         image, thumb, config=config, last_digest=old.digest if fresh else None, timer=timer
     )
-    new = replace(old, frame_at=now, digest=old.digest if digest is None else digest)
+    new = replace(
+        old,
+        frame_at=now,
+        digest=old.digest if digest is None else digest,
+        faces_frames=_later(old.faces_frames),
+        identity_frames=_later(old.identity_frames),
+        objects_frames=_later(old.objects_frames),
+    )
     detections = old.detections
     if not camera.blocked:
         frame_size = (image.shape[1], image.shape[0])
@@ -427,7 +467,9 @@ def analyse_stream(
         if scene.changed:
             new = replace(new, signature=scene.signature)
         wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
-        if wants_faces and (scene.changed or _due(old.faces_at, now, FACES_MAX_AGE)):
+        if wants_faces and (
+            scene.changed or _due(old.faces_at, now, FACES_MAX_AGE, new.faces_frames, interval)
+        ):
             new = _faces_and_identity(
                 image,
                 references=references,
@@ -435,11 +477,13 @@ def analyse_stream(
                 carried=new,
                 face_changed=scene.face_changed,
                 now=now,
+                interval=interval,
                 timer=timer,
             )
-        if config.is_enabled("objects") and (scene.changed or _due(old.objects_at, now, OBJECTS_MAX_AGE)):
+        objects_due = _due(old.objects_at, now, OBJECTS_MAX_AGE, new.objects_frames, interval)
+        if config.is_enabled("objects") and (scene.changed or objects_due):
             detections = _objects_in_view(image, timer=timer)
-            new = replace(new, objects_at=now)
+            new = replace(new, objects_at=now, objects_frames=0)
     # The state keeps the best-scored few; this frame is judged on all of them.
     new = replace(new, detections=detections[:MAX_CARRIED_OBJECTS])
     analysis = _stream_analysis(new, detections=detections, camera=camera, config=config, timer=timer)
@@ -498,6 +542,7 @@ def _faces_and_identity(
     carried: StreamState,
     face_changed: bool,
     now: float,
+    interval: float,
     timer: _Timer,
 ) -> StreamState:
     """Find the faces, check identity again if it is due, and measure the candidate's head pose.
@@ -511,7 +556,7 @@ def _faces_and_identity(
     tracked = _nearest(faces, carried.candidate)
     candidate = tracked.box if tracked is not None else None
     distance = carried.distance if faces else None
-    identity_at = carried.identity_at
+    identity_at, identity_frames = carried.identity_at, carried.identity_frames
     if _identity_due(
         faces,
         candidate,
@@ -520,10 +565,11 @@ def _faces_and_identity(
         carried=carried,
         face_changed=face_changed,
         now=now,
+        interval=interval,
     ):
         with timer.check("identity"):
             result, best = _best_identity(image, faces, references, config.identity_threshold)
-        candidate, distance, identity_at = best.box, result.distance, now
+        candidate, distance, identity_at, identity_frames = best.box, result.distance, now, 0
     pose = None
     if config.is_enabled("head_pose") and candidate is not None:
         with timer.check("head_pose"):
@@ -531,7 +577,9 @@ def _faces_and_identity(
     return replace(
         carried,
         faces_at=now,
+        faces_frames=0,
         identity_at=identity_at,
+        identity_frames=identity_frames,
         faces=len(faces),
         boxes=tuple(f.box for f in faces),
         candidate=candidate,
@@ -549,6 +597,7 @@ def _identity_due(
     carried: StreamState,
     face_changed: bool,
     now: float,
+    interval: float,
 ) -> bool:
     """Whether identity must be checked on these faces rather than carried (see the module docstring)."""
     if not (config.is_enabled("identity") and len(references) > 0 and faces):
@@ -558,7 +607,7 @@ def _identity_due(
         or face_changed
         or len(faces) != carried.faces
         or _moved(carried.candidate, tracked)
-        or _due(carried.identity_at, now, IDENTITY_MAX_AGE)
+        or _due(carried.identity_at, now, IDENTITY_MAX_AGE, carried.identity_frames, interval)
     )
 
 

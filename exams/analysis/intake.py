@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 FRAME = "frame"
 VERIFY = "verify"
+# Under overload a page is asked for frames at most this many times further
+# apart than the exam's interval (exams.consumers paces it).
+SLOWEST_PACE = 4.0
 THUMBNAIL_TTL_SECONDS = 60
 
 

@@ -40,6 +40,21 @@ def _references(session: ExamSession) -> list[np.ndarray]:
     return [np.asarray(e, dtype=np.float64) for e in session.candidate.reference_encodings]
 
 
+def _covered(session: ExamSession, received_at: float) -> float:
+    """The time this frame stands for, in the rules' timing model. Normally the
+    exam's interval; under overload, when the session's frames are analysed
+    further apart (latest wins, and the page is asked to slow down), each
+    analysed frame stands for the gap since the last one, up to the slowest
+    pace the page is asked for. Otherwise a condition seen on two analysed
+    frames 6 s apart would count as gone in between, and no event would ever
+    open while the server is short of capacity."""
+    interval = session.exam.frame_interval
+    if session.last_frame_at is None:
+        return interval
+    gap = received_at - session.last_frame_at.timestamp()
+    return max(interval, min(gap, interval * intake.SLOWEST_PACE))
+
+
 def _load(session_id: str) -> ExamSession | None:
     return ExamSession.objects.select_related("candidate__exam").filter(public_id=session_id).first()
 
@@ -81,12 +96,13 @@ def _analyse_next_frame(session_id: str) -> str:
         config=config,
         state=StreamState.from_json(state.get("stream")),
         now=frame.received_at,
+        interval=exam.frame_interval,
     )
     actions, rule_state = debounce(
         state.get("rules"),
         conditions_from(analysis, config),
         now=frame.received_at,
-        interval=exam.frame_interval,
+        interval=_covered(session, frame.received_at),
         config=config,
     )
     events = services.analysis_record(

@@ -116,3 +116,25 @@ def test_a_changed_threshold_applies_to_carried_results(obama_ref):
     assert results[0].identity.match
     assert "identity" not in results[-1].checks_run
     assert not results[-1].identity.match and results[-1].identity.threshold == 0.05
+
+
+def test_overload_does_not_make_each_frame_dearer(obama_ref):
+    """Frames analysed 6 s apart (a server analysing a third of a 2 s stream): the
+    safety-net re-run comes every FACES_MAX_AGE worth of frames, as at the nominal
+    pace, not on every frame because each one is already older than FACES_MAX_AGE."""
+    frames = list(scripted_stream(PHOTOS, seed=3, episodes=(), duration=240))[::3]
+    state = None
+    ran = []
+    for frame in frames:
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg),
+            references=[obama_ref],
+            config=CONFIG,
+            state=state,
+            now=frame.t,
+            interval=2.0,
+        )
+        ran.append("faces" in analysis.checks_run)
+    per_safety_net = int(FACES_MAX_AGE / 2.0)
+    assert ran[0] and sum(ran) <= 1 + len(ran) // per_safety_net + 1, ran
+    assert sum(ran[1:]) >= 1, "the safety net still runs"

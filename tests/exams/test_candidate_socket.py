@@ -260,3 +260,19 @@ async def test_it_asks_a_lagging_page_for_fewer_frames(live_session, small_jpeg)
         assert slower["interval"] == 0.75
     finally:
         await communicator.disconnect()
+
+
+@pytest.mark.parametrize("fmt, size", [("GIF", (640, 480)), ("BMP", (200, 150)), ("JPEG", (2000, 1500))])
+async def test_it_refuses_frames_of_other_formats_or_sizes(live_session, fmt, size):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 90, 90)).save(buffer, format=fmt)
+    communicator, _ = await _connect(live_session.candidate.token)
+    try:
+        await communicator.send_to(bytes_data=buffer.getvalue())
+        assert (await communicator.receive_json_from(timeout=5))["code"] == "not_an_image"
+    finally:
+        await communicator.disconnect()
