@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from detection.core import EVENT_TYPES, SEVERITY, CheckConfig
@@ -94,7 +95,7 @@ class Candidate(models.Model):
         return (now or timezone.now()) <= self.exam.closes_at
 
     def link_path(self) -> str:
-        return f"/take/{self.token}/"
+        return reverse("take_consent", args=[self.token])
 
 
 class IllegalTransition(Exception):
