@@ -312,6 +312,14 @@ class Message(models.Model):
         label = f"Proctor {self.author_name}".rstrip()
         return f"{label} (warning)" if self.kind == self.Kind.WARNING else label
 
+    @property
+    def speaker_for_candidate(self) -> str:
+        """Who said it, as the candidate sees it: "You", or "Proctor" without the
+        username (a candidate is not told which proctor), marked if a warning."""
+        if self.sender == self.Sender.CANDIDATE:
+            return "You"
+        return "Proctor (warning)" if self.kind == self.Kind.WARNING else "Proctor"
+
 
 class AuditEntry(models.Model):
     """Who did what. Staff actions carry the user; candidate actions a label."""
