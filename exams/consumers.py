@@ -15,9 +15,13 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    "duplicate_session" and close 4409, and may retry.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
+                   {"type": "chat", "message": {"id", "sender", "kind", "speaker", "text", "at"}}
+                       (a line of the conversation, either side, labelled for the candidate)
 Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
+  on connect {"type": "snapshot", "sessions": [{...}, ...]} (every session of the exam), then
   {"type": "session", "session": {...}}, {"type": "event", "event": {...}} and
   {"type": "chat", "message": {...}} (either side of any candidate's conversation).
+  The payloads are built in ``exams.live``; they carry the URLs and labels pages show.
 """
 
 from __future__ import annotations

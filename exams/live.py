@@ -8,8 +8,18 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.urls import reverse
 
 log = logging.getLogger(__name__)
+
+
+# The websocket routes are Channels', not in ROOT_URLCONF; reverse() is pointed at them.
+SOCKET_URLCONF = "proctor.routing"
+
+
+def socket_path(name: str, *args) -> str:
+    """The path of a named websocket route, e.g. ``socket_path("proctor_socket", exam.code)``."""
+    return reverse(name, urlconf=SOCKET_URLCONF, args=args)
 
 
 def exam_group(exam_code) -> str:
@@ -55,6 +65,7 @@ def event_payload(event) -> dict[str, Any]:
     return {
         "id": str(event.public_id),
         "session": str(event.session.public_id),
+        "session_url": reverse("proctor_session", args=[event.session.public_id]),
         "candidate": event.session.candidate.name,
         "type": event.type,
         "severity": event.severity,
@@ -69,8 +80,11 @@ def event_payload(event) -> dict[str, Any]:
 def session_payload(session) -> dict[str, Any]:
     return {
         "id": str(session.public_id),
+        "url": reverse("proctor_session", args=[session.public_id]),
+        "thumbnail_url": reverse("proctor_thumbnail", args=[session.public_id]),
         "candidate": session.candidate.name,
         "state": session.state,
+        "state_label": session.get_state_display(),
         "paused": session.paused,
         "faces": session.last_faces,
         "last_frame_at": session.last_frame_at.isoformat() if session.last_frame_at else None,
@@ -89,22 +103,40 @@ def session_changed(session, *, events=()) -> None:
 
 
 def message_payload(message) -> dict[str, Any]:
+    """One line of a conversation as the proctors see it."""
     session = message.session
     return {
         "id": message.pk,
         "session": str(session.public_id),
+        "session_url": reverse("proctor_session", args=[session.public_id]),
         "candidate": session.candidate.name,
         "sender": message.sender,
         "kind": message.kind,
         "author": message.author_name,
+        "speaker": message.speaker,
+        "text": message.text,
+        "at": message.created_at.isoformat(),
+    }
+
+
+def candidate_message_payload(message) -> dict[str, Any]:
+    """The same line as the candidate sees it: no proctor's username."""
+    return {
+        "id": message.pk,
+        "sender": message.sender,
+        "kind": message.kind,
+        "speaker": message.speaker_for_candidate,
         "text": message.text,
         "at": message.created_at.isoformat(),
     }
 
 
 def message_posted(message) -> None:
-    """Every proctor of the exam sees every line of every conversation."""
-    _send(exam_group(message.session.exam.code), {"type": "chat", "message": message_payload(message)})
+    """Every proctor of the exam sees every line of every conversation, and the
+    candidate every line of theirs, each labelled by the model for its reader."""
+    session = message.session
+    _send(exam_group(session.exam.code), {"type": "chat", "message": message_payload(message)})
+    _send(session_group(session.public_id), {"type": "chat", "message": candidate_message_payload(message)})
 
 
 def to_candidate(session, payload: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from detection.core import EVENT_TYPES, CheckConfig
@@ -94,7 +95,7 @@ class Candidate(models.Model):
         return (now or timezone.now()) <= self.exam.closes_at
 
     def link_path(self) -> str:
-        return f"/take/{self.token}/"
+        return reverse("take_consent", args=[self.token])
 
 
 class IllegalTransition(Exception):
@@ -346,6 +347,14 @@ class Message(models.Model):
             return self.session.candidate.name
         label = f"Proctor {self.author_name}".rstrip()
         return f"{label} (warning)" if self.kind == self.Kind.WARNING else label
+
+    @property
+    def speaker_for_candidate(self) -> str:
+        """Who said it, as the candidate sees it: "You", or "Proctor" without the
+        username (a candidate is not told which proctor), marked if a warning."""
+        if self.sender == self.Sender.CANDIDATE:
+            return "You"
+        return "Proctor (warning)" if self.kind == self.Kind.WARNING else "Proctor"
 
 
 class AuditEntry(models.Model):

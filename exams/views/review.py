@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from exams import reports, services
@@ -75,7 +76,8 @@ def review_event(request: HttpRequest, public_id) -> HttpResponse:
         )
     except ValueError as exc:
         messages.error(request, str(exc))
-    return redirect(f"/review/sessions/{event.session.public_id}/#event-{event.public_id}")
+    session_url = reverse("review_session", args=[event.session.public_id])
+    return redirect(f"{session_url}#event-{event.public_id}")
 
 
 @require_POST

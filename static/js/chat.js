@@ -1,17 +1,18 @@
-// One line of a candidate-proctor conversation, as templates/_chat.html renders it.
-// Lines carrying an id (stored messages) are added once, however often they arrive.
-export function appendChatLine(log, { who, text, className, at, id }) {
-  if (id != null && log.querySelector(`li[data-id="${id}"]`)) return;
+// One line of a candidate-proctor conversation, as templates/_chat.html renders it,
+// from a "chat" message of the socket: the server labels the speaker for the reader.
+// Lines are added once, however often they arrive.
+export function appendChatLine(log, { id, sender, kind, speaker, text, at }) {
+  if (log.querySelector(`li[data-id="${id}"]`)) return;
   log.querySelector(".empty")?.remove();
   const li = document.createElement("li");
-  if (id != null) li.dataset.id = id;
-  li.className = className;
+  li.dataset.id = id;
+  li.className = `chat-${sender}${kind === "warn" ? " chat-warn" : ""}`;
   const whoEl = document.createElement("span");
   whoEl.className = "who";
-  whoEl.textContent = who;
+  whoEl.textContent = speaker;
   const time = document.createElement("time");
   time.className = "muted";
-  const when = at ? new Date(at) : new Date();
+  const when = new Date(at);
   time.dateTime = when.toISOString();
   time.textContent = when.toLocaleTimeString();
   const textEl = document.createElement("span");

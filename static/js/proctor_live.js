@@ -1,12 +1,13 @@
 // The proctors' live grid: tiles update from the websocket, thumbnails refresh
 // every 4 s, alerts and candidates' messages stream into the feed. No page reloads.
+// Links, labels and the socket's path all come from the server.
+import { openSocket } from "./socket.js";
+
 const root = document.getElementById("live");
 const grid = document.getElementById("grid");
 const feed = document.getElementById("feed");
 const status = document.getElementById("live-status");
 const THUMB_MS = 4000;
-const STATE_LABELS = { invited: "Invited", consented: "Consented", verified: "Verified", in_progress: "In progress",
-  submitted: "Submitted", terminated: "Terminated", cleared: "Cleared", violation: "Violation" };
 
 function tileFor(session) {
   let tile = document.getElementById(`tile-${session.id}`);
@@ -15,9 +16,9 @@ function tileFor(session) {
   tile.className = "tile";
   tile.id = `tile-${session.id}`;
   tile.dataset.session = session.id;
-  tile.href = `/proctor/sessions/${session.id}/`;
+  tile.href = session.url;
   tile.innerHTML = `<div class="thumb"><img alt=""></div><div class="tile-body"><strong class="name"></strong><span class="state"></span><div class="badges"></div></div>`;
-  tile.querySelector("img").dataset.src = `/proctor/sessions/${session.id}/thumbnail.jpg`;
+  tile.querySelector("img").dataset.src = session.thumbnail_url;
   grid.appendChild(tile);
   return tile;
 }
@@ -27,7 +28,7 @@ function updateTile(session) {
   tile.querySelector(".name").textContent = session.candidate;
   tile.querySelector("img").alt = `Latest picture of ${session.candidate}`;
   const state = tile.querySelector(".state");
-  state.textContent = (STATE_LABELS[session.state] || session.state) + (session.paused ? " · paused" : "");
+  state.textContent = session.state_label + (session.paused ? " · paused" : "");
   state.className = `state state-${session.state}`;
   const badges = tile.querySelector(".badges");
   badges.replaceChildren(...session.open_flags.map((flag) => {
@@ -51,7 +52,7 @@ function addAlert(event) {
   }
   const time = new Date(event.started_at).toLocaleTimeString();
   li.replaceChildren(...feedParts({
-    pillClass: `pill sev-${event.severity}`, label: event.type, href: `/proctor/sessions/${event.session}/`,
+    pillClass: `pill sev-${event.severity}`, label: event.type, href: event.session_url,
     candidate: event.candidate, when: `${time}${event.open ? " (ongoing)" : ""}`,
   }));
 }
@@ -67,7 +68,7 @@ function addChat(message) {
   text.className = "text";
   text.textContent = message.text;
   li.append(...feedParts({
-    pillClass: "pill", label: "message", href: `/proctor/sessions/${message.session}/#chat`,
+    pillClass: "pill", label: "message", href: `${message.session_url}#chat`,
     candidate: message.candidate, when: new Date(message.at).toLocaleTimeString(),
   }), text);
   feed.prepend(li);
@@ -95,26 +96,15 @@ function refreshThumbs() {
   }
 }
 
-let backoff = 1000;
-function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${proto}://${location.host}${root.dataset.wsPath}`);
-  socket.addEventListener("open", () => { status.textContent = "live"; status.className = "pill review-dismissed"; backoff = 1000; });
-  socket.addEventListener("message", (ev) => {
-    const msg = JSON.parse(ev.data);
+openSocket(root.dataset.wsPath, {
+  onOpen: () => { status.textContent = "live"; status.className = "pill review-dismissed"; },
+  onClose: () => { status.textContent = "reconnecting…"; status.className = "pill sev-medium"; },
+  onMessage: (msg) => {
     if (msg.type === "snapshot") msg.sessions.forEach(updateTile);
     else if (msg.type === "session") updateTile(msg.session);
     else if (msg.type === "event") addAlert(msg.event);
     else if (msg.type === "chat") addChat(msg.message);
-  });
-  socket.addEventListener("close", () => {
-    status.textContent = "reconnecting…";
-    status.className = "pill sev-medium";
-    setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 15000);
-  });
-}
-
-connect();
+  },
+});
 refreshThumbs();
 setInterval(refreshThumbs, THUMB_MS);

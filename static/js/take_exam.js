@@ -2,6 +2,7 @@
 // reports integrity signals. Reconnects with backoff if the network drops.
 import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
 import { appendChatLine } from "./chat.js";
+import { openSocket } from "./socket.js";
 
 const root = document.getElementById("exam");
 const video = document.getElementById("selfview");
@@ -11,7 +12,6 @@ const pausedOverlay = document.getElementById("paused");
 const intervalMs = Math.max(500, parseFloat(root.dataset.interval) * 1000);
 
 let socket = null;
-let backoff = 1000;
 let finished = false;
 let paused = false;
 
@@ -22,20 +22,14 @@ function say(text, kind = "warn") {
 }
 
 function send(obj) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
-  socket.send(JSON.stringify(obj));
-  return true;
+  return socket !== null && socket.send(obj);
 }
 
-// The conversation with the proctors. The candidate's own line appears once the
-// server has stored it (chat_ack); until then the text stays in the box, so a
-// refused or unsent message is never lost.
+// The conversation with the proctors. Every line, the candidate's own included,
+// arrives as a "chat" message once the server has stored it; until then the text
+// stays in the box, so a refused or unsent message is never lost.
 const chatLog = document.getElementById("chat-log");
 const chatText = document.getElementById("chat-text");
-
-function addChat(who, text, className, at, id) {
-  appendChatLine(chatLog, { who, text, className, at, id });
-}
 
 document.getElementById("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
@@ -44,42 +38,37 @@ document.getElementById("chat-form").addEventListener("submit", (ev) => {
   if (!send({ type: "chat", text })) say("Not connected right now. Your message is kept; send it again once connected.", "error");
 });
 
+function onMessage(msg) {
+  if (msg.type === "status") { paused = msg.paused; pausedOverlay.hidden = !paused; }
+  else if (msg.type === "error") {
+    say(msg.message, "error");
+    if (msg.fatal) { finished = true; conn.textContent = "Not connected"; }
+  } else if (msg.type === "warn") say(`Proctor: ${msg.text}`, "warn");
+  else if (msg.type === "message") say(`Proctor: ${msg.text}`, "info");
+  else if (msg.type === "chat") appendChatLine(chatLog, msg.message);
+  else if (msg.type === "chat_ack") { if (chatText.value.trim() === msg.message.text) chatText.value = ""; }
+  else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
+  else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
+  else if (msg.type === "ended") {
+    finished = true;
+    say(msg.text || "Your exam has ended.", "info");
+    setTimeout(() => (window.location.href = root.dataset.doneUrl), 1500);
+  }
+}
+
 function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${proto}://${location.host}${root.dataset.wsPath}`);
-  socket.binaryType = "arraybuffer";
-  socket.addEventListener("open", () => { conn.textContent = "Connected"; backoff = 1000; });
-  socket.addEventListener("message", (ev) => {
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { return; }
-    if (msg.type === "status") { paused = msg.paused; pausedOverlay.hidden = !paused; }
-    else if (msg.type === "error") {
-      say(msg.message, "error");
-      if (msg.fatal) { finished = true; conn.textContent = "Not connected"; }
-    } else if (msg.type === "warn") { say(`Proctor: ${msg.text}`, "warn"); addChat("Proctor (warning)", msg.text, "chat-proctor chat-warn"); }
-    else if (msg.type === "message") { say(`Proctor: ${msg.text}`, "info"); addChat("Proctor", msg.text, "chat-proctor"); }
-    else if (msg.type === "chat_ack") {
-      addChat("You", msg.message.text, "chat-candidate", msg.message.at, msg.message.id);
-      if (chatText.value.trim() === msg.message.text) chatText.value = "";
-    }
-    else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
-    else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
-    else if (msg.type === "ended") {
-      finished = true;
-      say(msg.text || "Your exam has ended.", "info");
-      setTimeout(() => (window.location.href = root.dataset.wsPath.replace("/ws/take/", "/take/").replace(/\/$/, "/done/")), 1500);
-    }
-  });
-  socket.addEventListener("close", () => {
-    if (finished) return;
-    conn.textContent = "Connection lost, reconnecting…";
-    setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 15000);
+  socket = openSocket(root.dataset.wsPath, {
+    binaryType: "arraybuffer",
+    onOpen: () => { conn.textContent = "Connected"; },
+    onMessage,
+    onClose: () => { conn.textContent = "Connection lost, reconnecting…"; },
+    // After a fatal error or the end of the exam, a new connection would be refused.
+    reconnect: () => !finished,
   });
 }
 
 async function sendFrame() {
-  if (finished || paused || !socket || socket.readyState !== WebSocket.OPEN || video.readyState < 2) return;
+  if (finished || paused || !socket?.isOpen || video.readyState < 2) return;
   // Drop the frame rather than queue it if the network is slow.
   if (socket.bufferedAmount > 256 * 1024) return;
   const blob = await captureJpeg(video, 0.7);

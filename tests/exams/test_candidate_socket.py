@@ -206,6 +206,8 @@ async def test_it_ends_the_exam_when_the_proctor_does(live_session, proctor):
         "text": "Eyes on screen",
         "from": "proctor",
     }
+    line = await communicator.receive_json_from(timeout=5)
+    assert line["type"] == "chat" and line["message"]["speaker"] == "Proctor (warning)"
     await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="end", text="")
     ended = await communicator.receive_json_from(timeout=5)
     assert ended["type"] == "ended" and ended["state"] == "terminated"

@@ -57,15 +57,26 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
     )
     ack = await candidate.receive_json_from(timeout=5)
     assert ack["type"] == "chat_ack" and ack["message"]["text"] == "My camera froze, restarting it."
+    own_line = await _next_of(candidate, "chat")
+    assert own_line["message"] | {"id": 0, "at": ""} == {
+        "id": 0,
+        "at": "",
+        "sender": "candidate",
+        "kind": "message",
+        "speaker": "You",
+        "text": "My camera froze, restarting it.",
+    }
     pushed = await _next_of(grid, "chat")
     assert pushed["message"] | {"id": 0, "at": ""} == {
         "id": 0,
         "at": "",
         "session": str(live_session.public_id),
+        "session_url": f"/proctor/sessions/{live_session.public_id}/",
         "candidate": "Barack Obama",
         "sender": "candidate",
         "kind": "message",
         "author": "",
+        "speaker": "Barack Obama",
         "text": "My camera froze, restarting it.",
     }
 
@@ -77,13 +88,22 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
         "text": "Thanks, take your time.",
         "from": "proctor",
     }
+    answer = (await _next_of(candidate, "chat"))["message"]
+    # The candidate is not told which proctor wrote.
+    assert answer["speaker"] == "Proctor" and answer["sender"] == "proctor" and "author" not in answer
     proctor_line = await _next_of(grid, "chat")
     assert proctor_line["message"]["sender"] == "proctor" and proctor_line["message"]["author"] == "proctor"
+    assert proctor_line["message"]["speaker"] == "Proctor proctor"
+
+    await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="warn", text="")
+    assert (await _next_of(candidate, "chat"))["message"]["speaker"] == "Proctor (warning)"
+    assert (await _next_of(grid, "chat"))["message"]["speaker"] == "Proctor proctor (warning)"
 
     stored = [(m.sender, m.author_id, m.text) async for m in Message.objects.filter(session=live_session)]
     assert stored == [
         ("candidate", None, "My camera froze, restarting it."),
         ("proctor", proctor.pk, "Thanks, take your time."),
+        ("proctor", proctor.pk, services.DEFAULT_WARNING),
     ]
     await candidate.disconnect()
     await grid.disconnect()
@@ -107,7 +127,9 @@ async def test_it_refuses_bad_or_flooding_messages_and_keeps_the_connection(live
 
     for n in range(CHAT_BURST):
         await candidate.send_to(text_data=json.dumps({"type": "chat", "text": f"line {n}"}))
-        assert (await candidate.receive_json_from(timeout=5))["type"] == "chat_ack"
+        # The acknowledgement, and the line itself for the conversation.
+        answers = [await candidate.receive_json_from(timeout=5) for _ in range(2)]
+        assert sorted(a["type"] for a in answers) == ["chat", "chat_ack"]
     await candidate.send_to(text_data=json.dumps({"type": "chat", "text": "one too many"}))
     flood = await candidate.receive_json_from(timeout=5)
     assert flood["code"] == "too_fast" and "send it again" in flood["message"]

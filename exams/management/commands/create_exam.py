@@ -2,6 +2,7 @@ import json
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -55,7 +56,7 @@ class Command(BaseCommand):
             "opens_at": exam.opens_at.isoformat(),
             "closes_at": exam.closes_at.isoformat(),
             "proctors": o["proctor"],
-            "live_url": f"/proctor/exams/{exam.code}/live",
-            "review_url": f"/review/exams/{exam.code}",
+            "live_url": reverse("proctor_live", args=[exam.code]),
+            "review_url": reverse("review_exam", args=[exam.code]),
         }
         self.stdout.write(json.dumps(data) if o["json"] else str(exam.code))

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 from django.utils import timezone
 
 from exams.access import PROCTOR_GROUP, REVIEWER_GROUP
@@ -74,11 +75,12 @@ class Command(BaseCommand):
         w = self.stdout.write
         w("")
         w("Open Proctor demo")
-        w(f"  Staff sign-in:  {base_url}/accounts/login/")
-        roster_url = f"{base_url}/admin/exams/exam/{exam.pk}/roster/"
+        w(f"  Staff sign-in:  {base_url}{reverse('login')}")
+        roster_url = base_url + reverse("admin:exams_exam_roster", args=[exam.pk])
         w(f"  Administrator:  admin / {password}   exams and roster import: {roster_url}")
-        w(f"  Proctor:        proctor / {password}   live grid: {base_url}/proctor/exams/{exam.code}/live")
-        review_url = f"{base_url}/review/exams/{exam.code}"
+        live_url = base_url + reverse("proctor_live", args=[exam.code])
+        w(f"  Proctor:        proctor / {password}   live grid: {live_url}")
+        review_url = base_url + reverse("review_exam", args=[exam.code])
         w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {review_url}")
         w("  Candidate links (no roster photo, so the first camera picture becomes the reference):")
         for candidate in exam.candidates.all():

@@ -1,0 +1,89 @@
+"""static/js/socket.js in Chromium: the pages reconnect with jittered backoff,
+say so, and the exam page gives up when a new connection would be refused."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import _candidate
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+# Keeps every websocket a page opens in window.sockets, so a test can drop one
+# (as a network would) and count the reconnections.
+RECORD_SOCKETS = """
+window.sockets = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); window.sockets.push(this); }
+};
+"""
+
+
+def test_the_waits_grow_exponentially_with_jitter_up_to_15_s(browsers, clips, proctor, exam):
+    grid = browsers.login(browsers.launch(clips["alone"]), "proctor")
+    grid.goto(f"/proctor/exams/{exam.code}/live")
+    waits = grid.evaluate(
+        """async () => {
+          const src = document.querySelector("script[src$='proctor_live.js']").src;
+          const { reconnectDelay } = await import(new URL("socket.js", src));
+          return [0, 1, 2, 3, 4, 5, 10].map((attempt) =>
+            Array.from({ length: 200 }, () => reconnectDelay(attempt)));
+        }"""
+    )
+    for attempt, samples in zip([0, 1, 2, 3, 4, 5, 10], waits, strict=True):
+        step = min(1000 * 2**attempt, 15_000)
+        assert all(step / 2 <= wait <= step for wait in samples), (attempt, min(samples), max(samples))
+        assert len(set(samples)) > 100, "no jitter"
+    assert browsers.errors == []
+
+
+def test_the_grid_says_it_is_reconnecting_and_comes_back_live(browsers, clips, proctor, exam, live_session):
+    grid = browsers.login(browsers.launch(clips["alone"]), "proctor")
+    grid.context.add_init_script(RECORD_SOCKETS)
+    grid.goto(f"/proctor/exams/{exam.code}/live")
+    status = grid.locator("#live-status")
+    expect(status).to_have_text("live")
+
+    # A candidate added while the page is open gets a tile from the snapshot the
+    # next connection brings, built from the payload's links and label.
+    late = _candidate(exam, "Ada Lovelace", "ada@example.org").session
+    grid.evaluate("window.sockets[0].close()")
+    expect(status).to_have_text("reconnecting…")
+    expect(status).to_have_text("live")
+    assert grid.evaluate("window.sockets.length") == 2
+    tile = grid.locator(f"#tile-{late.public_id}")
+    expect(tile.locator(".name")).to_have_text("Ada Lovelace")
+    expect(tile.locator(".state")).to_have_text("Invited")
+    assert tile.get_attribute("href") == f"/proctor/sessions/{late.public_id}/"
+    assert (
+        tile.locator("img").get_attribute("data-src") == f"/proctor/sessions/{late.public_id}/thumbnail.jpg"
+    )
+
+    # The new connection gets the pushes too.
+    detail = grid.context.new_page()
+    detail.goto(f"/proctor/sessions/{live_session.public_id}/")
+    detail.get_by_role("button", name="Pause").click()
+    expect(grid.locator(f"#tile-{live_session.public_id} .state")).to_have_text("In progress · paused")
+    assert browsers.errors == []
+
+
+def test_the_exam_page_does_not_reconnect_after_a_fatal_refusal(browsers, clips, live_session):
+    from django.utils import timezone
+
+    from exams.models import ExamSession
+
+    # Another tab holds the exam, so this page is refused for good.
+    ExamSession.objects.filter(pk=live_session.pk).update(
+        connection_channel="specific.other-tab!", last_seen_at=timezone.now()
+    )
+    take = browsers.context(browsers.launch(clips["alone"])).new_page()
+    take.add_init_script(RECORD_SOCKETS)
+    take.goto(f"/take/{live_session.candidate.token}/exam/")
+    expect(take.locator("#conn")).to_have_text("Not connected")
+    time.sleep(3.5)  # two retries would have gone out by now (0.5-1 s, then 1-2 s)
+    assert take.evaluate("window.sockets.length") == 1
+    expect(take.locator("#conn")).to_have_text("Not connected")
+    assert browsers.errors == []
