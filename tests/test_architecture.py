@@ -8,7 +8,7 @@ From the bottom up (a module may import its own layer and the layers below):
    (who holds a candidate's session);
 3. ``exams.services``: every workflow;
 4. ``exams.analysis`` (live analysis of sessions), ``exams.reports``, ``exams.tasks``;
-5. the entry points: consumers, views, admin, urls, management commands;
+5. the entry points: consumers, views, admin, urls, management commands, template tags;
 6. ``proctor``: settings, ASGI and URL routing, the Celery app.
 
 On top of that, ``detection`` never imports Django, Channels, Celery or the
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("exams.live", "exams.access", "exams.presence"),
     ("exams.services",),
     ("exams.analysis", "exams.reports", "exams.tasks"),
-    ("exams.consumers", "exams.views", "exams.admin", "exams.urls", "exams.management"),
+    ("exams.consumers", "exams.views", "exams.admin", "exams.urls", "exams.management", "exams.templatetags"),
     ("proctor",),
 ]
 
