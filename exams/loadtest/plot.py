@@ -35,15 +35,17 @@ def _values(results: list[dict[str, Any]], get) -> list[float]:
 
 
 def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "") -> Path:
-    """Three panels over candidates: p50/p95 latency, analysed and connected
-    shares, and server CPU seconds per analysed frame (daphne, worker, total)."""
+    """Four panels over candidates: p50/p95 latency, analysed and connected
+    shares, server CPU seconds per analysed frame (daphne, worker, total), and
+    connect times with handshake failures."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = [r["candidates"] for r in results]
-    fig, (latency, share, cpu) = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
+    (latency, share), (cpu, connect) = axes
 
     latency.plot(x, _values(results, lambda r: r["latency_ms"]["p95"]), "o-", label="p95")
     latency.plot(x, _values(results, lambda r: r["latency_ms"]["p50"]), "o--", label="p50")
@@ -72,13 +74,24 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     cpu.set_title("Server CPU per analysed frame")
     cpu.set_ylabel("CPU seconds")
 
-    for axes in (latency, share, cpu):
-        axes.set_xlabel("candidates")
-        axes.set_xticks(x)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
-    latency.set_ylim(bottom=0)
-    cpu.set_ylim(bottom=0)
+    connect.plot(x, _values(results, lambda r: r["connect_ms"]["p95"]), "o-", label="p95")
+    connect.plot(x, _values(results, lambda r: r["connect_ms"]["p50"]), "o--", label="p50")
+    failures = connect.twinx()
+    failed = [r["handshake_failures"] for r in results]
+    failures.bar(x, failed, width=1.5, alpha=0.3, color="tab:red")
+    failures.set_ylabel("handshake failures (bars)")
+    failures.set_ylim(0, max([1, *failed]) * 1.1)
+    failures.yaxis.get_major_locator().set_params(integer=True)
+    connect.set_title("Candidate socket: dial → status")
+    connect.set_ylabel("ms")
+
+    for panel in (latency, share, cpu, connect):
+        panel.set_xlabel("candidates")
+        panel.set_xticks(x)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize="small", loc="lower left" if panel is share else "upper left")
+        if panel is not share:
+            panel.set_ylim(bottom=0)
     first = results[0] if results else {"parameters": {}, "machine": {}}
     params, cpus = first["parameters"], first["machine"].get("cpus", "?")
     fig.suptitle(

@@ -94,6 +94,8 @@ def build_result(
             "beat_s": round(cpu.seconds.get("beat", 0.0), 2),
             "total_s": round(total, 2) if total is not None else None,
             "daphne_per_analysed_frame_s": _per_frame(daphne, frames_analysed),
+            # daphne checks that every frame it receives decodes, analysed or not.
+            "daphne_per_sent_frame_s": _per_frame(daphne, obs.frames_sent),
             "worker_per_analysed_frame_s": _per_frame(worker, frames_analysed),
             "processes": cpu.processes,
             "client_s": round(cpu.client_seconds, 2),
