@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, WebSocketException
 
 from exams.loadtest.data import LoadExam
 from exams.loadtest.frames import STILL, Episode, FrameWalk
@@ -221,6 +221,11 @@ class LoadRun:
             self.obs.handshake_failures[exc.reason] += 1
         except InvalidStatus as exc:
             self.obs.handshake_failures[f"rejected_http_{exc.response.status_code}"] += 1
+        except InvalidMessage as exc:
+            # The server hung up before answering the upgrade. daphne does that to a
+            # socket its application has not accepted within --websocket_connect_timeout.
+            closed = isinstance(exc.__cause__, EOFError)
+            self.obs.handshake_failures["closed_during_http_upgrade" if closed else "InvalidMessage"] += 1
         except ConnectionClosed as exc:
             self.obs.handshake_failures[
                 f"closed_before_status_{exc.rcvd.code if exc.rcvd else 'abnormally'}"
