@@ -246,6 +246,8 @@ def test_it_plots_results_against_candidates(tmp_path):
             parameters={"interval": 2.0, "duration": 60.0},
             machine={"cpus": 2},
             latency_ms={"p50": p95 / 3, "p95": p95},
+            connect_ms={"p50": 40.0, "p95": p95 / 2},
+            handshake_failures=candidates // 10,
             analysed_share=0.9,
             episodes=1,
             episodes_alerted=1,
