@@ -76,6 +76,8 @@ def build_result(
         "frames_sent": obs.frames_sent,
         "frames_skipped": {"late": obs.frames_skipped_late, "send_buffer_full": obs.frames_skipped_buffered},
         "frames_analysed": frames_analysed,
+        # Analysed frames whose result reached the first proctor socket by the end of the drain.
+        "frames_pushed_to_proctor": obs.pushes_analysed,
         "analysed_share": round(frames_analysed / obs.frames_sent, 3) if obs.frames_sent else None,
         "episodes": len(started),
         "episodes_alerted": len(alerted),
@@ -122,7 +124,7 @@ def summary_text(result: dict[str, Any]) -> str:
         + (f" {result['handshake_failure_reasons']}" if result["handshake_failures"] else ""),
         f"  connect          p50 {con['p50']} ms, p95 {con['p95']} ms",
         f"  frames           sent {result['frames_sent']}, analysed {result['frames_analysed']} "
-        f"(share {result['analysed_share']})",
+        f"(share {result['analysed_share']}), pushed to the proctor {result['frames_pushed_to_proctor']}",
         f"  latency          receive -> proctor told: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
         f"p99 {lat['p99']} ms ({lat['n']} pushes)",
         f"  episodes         {result['episodes_alerted']} of {result['episodes']} alerted, "

@@ -34,8 +34,9 @@ HEARTBEAT_SECONDS = 5.0  # static/js/take_exam.js
 MAX_BUFFERED = 256 * 1024
 PROGRESS_SECONDS = 5.0
 DRAIN_POLL_SECONDS = 0.5
-# After the queue is idle, pushes of the last frames may still be on their way.
-DRAIN_SETTLE_SECONDS = 1.5
+# After the queue is idle, pushes of the last frames may still be on their way:
+# the drain ends once no push has arrived for this long.
+DRAIN_SETTLE_SECONDS = 3.0
 
 
 @dataclass
@@ -328,12 +329,17 @@ class LoadRun:
             )
 
     async def _drain(self) -> None:
+        """Wait until the server has analysed every frame it was sent and the
+        proctor pushes have stopped arriving, or ``drain`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.drain
+        seen, quiet_since = -1, loop.time()
         while loop.time() < deadline:
-            if await asyncio.to_thread(self.drained):
-                self.obs.drained = True
-                await asyncio.sleep(DRAIN_SETTLE_SECONDS)
+            if not self.obs.drained:
+                self.obs.drained = await asyncio.to_thread(self.drained)
+            if len(self.obs.latency_ms) != seen:
+                seen, quiet_since = len(self.obs.latency_ms), loop.time()
+            elif self.obs.drained and loop.time() - quiet_since >= DRAIN_SETTLE_SECONDS:
                 return
             await asyncio.sleep(DRAIN_POLL_SECONDS)
 

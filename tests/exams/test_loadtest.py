@@ -37,6 +37,7 @@ RESULT_FIELDS = {
     "frames_sent",
     "frames_skipped",
     "frames_analysed",
+    "frames_pushed_to_proctor",
     "analysed_share",
     "episodes",
     "episodes_alerted",
