@@ -1,0 +1,210 @@
+"""One load run from start to end: frames, data, CPU readings, the sockets, the
+drain, the figures, and the removal of what it made."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import os
+import platform
+import resource
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from detection.core import decode_image, encode_reference
+from exams.loadtest import cpu, data, frames
+from exams.loadtest.report import ServerCpu, build_result
+from exams.loadtest.runner import LoadRun, Plan
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PHOTOS = REPO / "tests" / "data" / "photos"
+EPISODE_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    url: str
+    candidates: int
+    duration: float
+    interval: float = 2.0
+    ramp: float = 10.0
+    proctors: int = 1
+    photos: str = str(DEFAULT_PHOTOS)
+    episode_share: float = EPISODE_SHARE
+    drain: float = 20.0
+    seed: int = 0
+    server_pids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(f"--url must look like http://127.0.0.1:8000, not {self.url!r}")
+        if not _is_loopback(parts.hostname):
+            # The run writes to the server's database directly, so it belongs on the server's machine.
+            raise ValueError(
+                f"--url must be this machine (127.0.0.1, localhost or ::1), not {parts.hostname}"
+            )
+        if self.candidates < 1:
+            raise ValueError("--candidates must be at least 1")
+        if not 0.5 <= self.interval <= 30:
+            raise ValueError("--interval must be between 0.5 and 30 seconds (the exam's limits)")
+        if self.duration <= 0 or not 0 <= self.ramp < self.duration:
+            raise ValueError("--duration must be positive and --ramp at least 0 and shorter than it")
+        if self.proctors < 0 or not 0 <= self.episode_share <= 1 or self.drain < 0:
+            raise ValueError("--proctors, --episode-share and --drain must not be negative")
+        if not (Path(self.photos) / "obama.jpg").is_file():
+            raise ValueError(f"--photos {self.photos} has no obama.jpg (the candidate's face)")
+
+    @property
+    def base_url(self) -> str:
+        return self.url.rstrip("/")
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def scripted_candidates(count: int, share: float) -> set[int]:
+    """Indexes of the candidates with episodes: ``share`` of them rounded up (at
+    least one unless the share is 0), spread evenly over the ramp."""
+    chosen = min(count, math.ceil(share * count - 1e-9))
+    return {k * count // chosen for k in range(chosen)} if chosen else set()
+
+
+def _walks(params: LoadParams, pools: dict[str, list[bytes]]) -> list[frames.FrameWalk]:
+    count = params.candidates
+    step = params.ramp / count if count > 1 else 0.0
+    size = len(pools[frames.STILL])
+    with_episodes = scripted_candidates(count, params.episode_share)
+    walks = []
+    for i in range(count):
+        stream_seconds = params.duration - i * step
+        episodes = frames.episodes_for(stream_seconds, params.interval) if i in with_episodes else ()
+        # Offsets spread over the pool: neighbours in the ramp do not send the same picture.
+        walks.append(frames.FrameWalk(pools, offset=(i * 7919) % size, episodes=episodes))
+    return walks
+
+
+def _database_key() -> tuple[str, int, str]:
+    db = settings.DATABASES["default"]
+    return (db.get("HOST") or "", int(db.get("PORT") or 5432), str(db["NAME"]))
+
+
+def _server_processes(params: LoadParams) -> dict[int, str]:
+    if params.server_pids:
+        return cpu.with_descendants(params.server_pids)
+    return cpu.find_server(database=_database_key(), port=params.port)
+
+
+def _by_role(processes: dict[int, str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for pid, role in sorted(processes.items()):
+        out.setdefault(role, []).append(pid)
+    return out
+
+
+def _client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_load_test(
+    params: LoadParams, *, progress: Callable[[str], None], keep: bool = False
+) -> dict[str, Any]:
+    """Run the load described by ``params`` and return the result (see ``report``)."""
+    photos = Path(params.photos)
+    progress("building frames and the load exam")
+    pools = frames.build_pools(photos, frames.pool_sizes(params.duration, params.interval), seed=params.seed)
+    walks = _walks(params, pools)
+    encoding = encode_reference(decode_image((photos / "obama.jpg").read_bytes())).tolist()
+    load = data.load_exam_create(
+        candidates=params.candidates,
+        interval=params.interval,
+        encoding=encoding,
+        label=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    progress(f"exam {load.code}: {params.candidates} candidates in progress, proctor {load.proctor_username}")
+    try:
+        processes = _server_processes(params)
+        if not any(role == "daphne" for role in processes.values()):
+            progress("warning: no daphne process of this database found; CPU figures will lack it")
+        plan = Plan(
+            base_url=params.base_url,
+            load=load,
+            walks=walks,
+            duration=params.duration,
+            interval=params.interval,
+            ramp=params.ramp,
+            proctors=params.proctors,
+            drain=params.drain,
+        )
+
+        def drained() -> bool:
+            try:
+                return data.load_queue_idle(load)
+            finally:
+                connection.close()  # a thread of its own: never leave its connection open
+
+        loadavg_start = os.getloadavg()
+        before, client_before, machine_before = (
+            cpu.sample(processes),
+            _client_cpu(),
+            cpu.machine_busy_seconds(),
+        )
+        obs = asyncio.run(LoadRun(plan, drained=drained, progress=progress).run())
+        after_processes = {**processes, **_server_processes(params)}
+        after, client_after, machine_after = (
+            cpu.sample(after_processes),
+            _client_cpu(),
+            cpu.machine_busy_seconds(),
+        )
+        close_old_connections()
+        analysed = data.load_frames_analysed(load)
+        result = build_result(
+            parameters={**asdict(params), "server_pids": list(params.server_pids), "exam": load.code},
+            obs=obs,
+            frames_analysed=analysed,
+            cpu=ServerCpu(
+                seconds=cpu.used_between(before, after),
+                processes=_by_role(after_processes),
+                machine_busy_seconds=(
+                    machine_after - machine_before
+                    if machine_after is not None and machine_before is not None
+                    else None
+                ),
+                client_seconds=client_after - client_before,
+            ),
+            machine={
+                "cpus": os.cpu_count(),
+                "loadavg_start": [round(v, 2) for v in loadavg_start],
+                "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+                "python": platform.python_version(),
+                "started_at": datetime.fromtimestamp(obs.started_at, UTC).isoformat(timespec="seconds"),
+            },
+        )
+    finally:
+        if not keep:
+            removed = data.load_data_remove(code=load.code)
+            progress(f"removed the load exam: {removed}")
+    return result

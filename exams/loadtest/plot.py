@@ -1,0 +1,105 @@
+"""The capacity chart: results of several ``manage.py loadtest --json`` runs
+against the number of candidates.
+
+matplotlib is a development requirement (requirements-dev.txt); it is imported
+only when a chart is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_results(paths: list[Path]) -> list[dict[str, Any]]:
+    """Results sorted by candidates. Raises ValueError for a file that is not a load test result."""
+    results = []
+    for path in paths:
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if not isinstance(result, dict) or "latency_ms" not in result or "candidates" not in result:
+            raise ValueError(f"{path}: not a manage.py loadtest --json result")
+        results.append(result)
+    return sorted(results, key=lambda r: r["candidates"])
+
+
+def _values(results: list[dict[str, Any]], get) -> list[float]:
+    out = []
+    for result in results:
+        value = get(result)
+        out.append(float("nan") if value is None else float(value))
+    return out
+
+
+def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "") -> Path:
+    """Four panels over candidates: p50/p95 latency, analysed and connected
+    shares, server CPU seconds per analysed frame (daphne, worker, total), and
+    connect times with handshake failures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["candidates"] for r in results]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
+    (latency, share), (cpu, connect) = axes
+
+    latency.plot(x, _values(results, lambda r: r["latency_ms"]["p95"]), "o-", label="p95")
+    latency.plot(x, _values(results, lambda r: r["latency_ms"]["p50"]), "o--", label="p50")
+    latency.set_title("Frame received → proctor told")
+    latency.set_ylabel("ms")
+
+    share.plot(x, _values(results, lambda r: r["analysed_share"]), "o-", label="frames analysed / sent")
+    share.plot(
+        x,
+        _values(results, lambda r: r["connected"] / r["candidates"] if r["candidates"] else None),
+        "s--",
+        label="candidates connected",
+    )
+    share.plot(
+        x,
+        _values(results, lambda r: r["episodes_alerted"] / r["episodes"] if r["episodes"] else None),
+        "^:",
+        label="episodes alerted",
+    )
+    share.set_ylim(0, 1.05)
+    share.set_title("Share")
+
+    cpu.plot(x, _values(results, lambda r: r["cpu_seconds_per_analysed_frame"]), "o-", label="total")
+    cpu.plot(x, _values(results, lambda r: r["cpu"]["worker_per_analysed_frame_s"]), "s--", label="worker")
+    cpu.plot(x, _values(results, lambda r: r["cpu"]["daphne_per_analysed_frame_s"]), "^:", label="daphne")
+    cpu.set_title("Server CPU per analysed frame")
+    cpu.set_ylabel("CPU seconds")
+
+    connect.plot(x, _values(results, lambda r: r["connect_ms"]["p95"]), "o-", label="p95")
+    connect.plot(x, _values(results, lambda r: r["connect_ms"]["p50"]), "o--", label="p50")
+    failures = connect.twinx()
+    failed = [r["handshake_failures"] for r in results]
+    failures.bar(x, failed, width=1.5, alpha=0.3, color="tab:red")
+    failures.set_ylabel("handshake failures (bars)")
+    failures.set_ylim(0, max([1, *failed]) * 1.1)
+    failures.yaxis.get_major_locator().set_params(integer=True)
+    connect.set_title("Candidate socket: dial → status")
+    connect.set_ylabel("ms")
+
+    for panel in (latency, share, cpu, connect):
+        panel.set_xlabel("candidates")
+        panel.set_xticks(x)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize="small", loc="lower left" if panel is share else "upper left")
+        if panel is not share:
+            panel.set_ylim(bottom=0)
+    first = results[0] if results else {"parameters": {}, "machine": {}}
+    params, cpus = first["parameters"], first["machine"].get("cpus", "?")
+    fig.suptitle(
+        title
+        or f"manage.py loadtest: a frame every {params.get('interval', '?')} s, "
+        f"{params.get('duration', '?')} s runs, server and load on one {cpus}-CPU machine"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output

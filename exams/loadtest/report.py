@@ -1,0 +1,138 @@
+"""The result of a load run: one JSON-ready dict, and a short text for people.
+
+Every figure is measured, none is estimated. Latencies use one clock: the
+server stamps a frame's ``last_frame_at`` with ``time.time()`` when it receives
+the frame, and the proctor socket stamps the push that carries it with the same
+machine's ``time.time()``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from exams.loadtest.runner import Observations
+
+RESULT_VERSION = 1
+
+
+def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> dict[str, Any]:
+    """Nearest-rank percentiles in ms (None without samples), with the sample count and the maximum."""
+    ordered = sorted(values)
+    out: dict[str, Any] = {}
+    for point in points:
+        out[f"p{point}"] = (
+            round(ordered[max(0, math.ceil(point / 100 * len(ordered)) - 1)], 1) if ordered else None
+        )
+    out["max"] = round(ordered[-1], 1) if ordered else None
+    out["n"] = len(ordered)
+    return out
+
+
+@dataclass(frozen=True)
+class ServerCpu:
+    """CPU seconds per server role over the run, and the processes read."""
+
+    seconds: dict[str, float]
+    processes: dict[str, list[int]]
+    machine_busy_seconds: float | None
+    client_seconds: float
+
+
+def _per_frame(seconds: float | None, frames: int) -> float | None:
+    return round(seconds / frames, 4) if seconds is not None and frames else None
+
+
+def build_result(
+    *,
+    parameters: dict[str, Any],
+    obs: Observations,
+    frames_analysed: int,
+    cpu: ServerCpu,
+    machine: dict[str, Any],
+) -> dict[str, Any]:
+    episodes = obs.episodes
+    started = [e for e in episodes if e.started_at is not None]
+    alerted = [e for e in started if e.alerted_at is not None]
+    by_type: dict[str, dict[str, int]] = {}
+    for e in started:
+        row = by_type.setdefault(e.episode.expected_event, {"episodes": 0, "alerted": 0})
+        row["episodes"] += 1
+        row["alerted"] += e.alerted_at is not None
+    daphne = cpu.seconds.get("daphne")
+    worker = cpu.seconds.get("worker")
+    total = sum(cpu.seconds.values()) if cpu.seconds else None
+    return {
+        "version": RESULT_VERSION,
+        "parameters": parameters,
+        "candidates": parameters["candidates"],
+        "connected": obs.connected,
+        "connect_ms": percentiles(obs.connect_ms, (50, 95)),
+        "handshake_failures": sum(obs.handshake_failures.values()),
+        "handshake_failure_reasons": dict(obs.handshake_failures),
+        "disconnects_by_server": dict(obs.disconnects),
+        "latency_ms": percentiles(obs.latency_ms),
+        "frames_sent": obs.frames_sent,
+        "frames_skipped": {"late": obs.frames_skipped_late, "send_buffer_full": obs.frames_skipped_buffered},
+        "frames_analysed": frames_analysed,
+        # Analysed frames whose result reached the first proctor socket by the end of the drain.
+        "frames_pushed_to_proctor": obs.pushes_analysed,
+        "analysed_share": round(frames_analysed / obs.frames_sent, 3) if obs.frames_sent else None,
+        "episodes": len(started),
+        "episodes_alerted": len(alerted),
+        "episodes_by_type": by_type,
+        "alert_latency_ms": percentiles([(e.alerted_at - e.started_at) * 1000.0 for e in alerted], (50, 95)),
+        "events_opened": dict(obs.events_opened),
+        "errors": {
+            "server": dict(obs.server_errors),
+            "client": dict(obs.client_errors),
+            "proctor_sockets": dict(obs.proctor_failures),
+        },
+        "cpu_seconds_per_analysed_frame": _per_frame(total, frames_analysed),
+        "cpu": {
+            "daphne_s": round(daphne, 2) if daphne is not None else None,
+            "worker_s": round(worker, 2) if worker is not None else None,
+            "beat_s": round(cpu.seconds.get("beat", 0.0), 2),
+            "total_s": round(total, 2) if total is not None else None,
+            "daphne_per_analysed_frame_s": _per_frame(daphne, frames_analysed),
+            # daphne checks that every frame it receives decodes, analysed or not.
+            "daphne_per_sent_frame_s": _per_frame(daphne, obs.frames_sent),
+            "worker_per_analysed_frame_s": _per_frame(worker, frames_analysed),
+            "processes": cpu.processes,
+            "client_s": round(cpu.client_seconds, 2),
+            "machine_busy_s": round(cpu.machine_busy_seconds, 2)
+            if cpu.machine_busy_seconds is not None
+            else None,
+        },
+        "drained": obs.drained,
+        "wall_s": round(obs.ended_at - obs.started_at, 1),
+        "machine": machine,
+    }
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    p = result["parameters"]
+    cpu = result["cpu"]
+    lat = result["latency_ms"]
+    con = result["connect_ms"]
+    alert = result["alert_latency_ms"]
+    lines = [
+        f"{p['candidates']} candidates for {p['duration']:g} s (ramp {p['ramp']:g} s, a frame every "
+        f"{p['interval']:g} s, {p['proctors']} proctor socket(s)) against {p['url']}",
+        f"  connected        {result['connected']}, handshake failures {result['handshake_failures']}"
+        + (f" {result['handshake_failure_reasons']}" if result["handshake_failures"] else ""),
+        f"  connect          p50 {con['p50']} ms, p95 {con['p95']} ms",
+        f"  frames           sent {result['frames_sent']}, analysed {result['frames_analysed']} "
+        f"(share {result['analysed_share']}), pushed to the proctor {result['frames_pushed_to_proctor']}",
+        f"  latency          receive -> proctor told: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+        f"p99 {lat['p99']} ms ({lat['n']} pushes)",
+        f"  episodes         {result['episodes_alerted']} of {result['episodes']} alerted, "
+        f"start -> alert p50 {alert['p50']} ms, p95 {alert['p95']} ms",
+        f"  server CPU       {cpu['total_s']} s (daphne {cpu['daphne_s']}, worker {cpu['worker_s']}), "
+        f"{result['cpu_seconds_per_analysed_frame']} s per analysed frame",
+        f"  errors           {result['errors']}",
+    ]
+    if result["disconnects_by_server"]:
+        lines.append(f"  dropped mid-run  {result['disconnects_by_server']}")
+    return "\n".join(lines)

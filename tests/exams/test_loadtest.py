@@ -1,0 +1,264 @@
+"""manage.py loadtest and loadtest_plot: the frames it sends, the data it makes
+and removes, the processes it counts, and a small run against a real daphne and
+Celery worker. Timing figures are reported, never asserted."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.utils import timezone
+
+from detection.core import decode_image
+from detection.core.camera import frame_digest, gray_thumbnail
+from exams.loadtest import cpu, data, frames
+from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
+from exams.models import Candidate, Event, Exam, ExamSession
+from tests.e2e.conftest import server_url  # noqa: F401  (a fixture: daphne on a free port)
+
+RESULT_FIELDS = {
+    "parameters",
+    "candidates",
+    "connected",
+    "connect_ms",
+    "handshake_failures",
+    "handshake_failure_reasons",
+    "disconnects_by_server",
+    "latency_ms",
+    "frames_sent",
+    "frames_skipped",
+    "frames_analysed",
+    "frames_pushed_to_proctor",
+    "analysed_share",
+    "episodes",
+    "episodes_alerted",
+    "episodes_by_type",
+    "alert_latency_ms",
+    "events_opened",
+    "errors",
+    "cpu_seconds_per_analysed_frame",
+    "cpu",
+    "drained",
+    "wall_s",
+    "machine",
+}
+
+
+def _run(*args) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+def _encoding() -> list[float]:
+    return [0.0] * 128  # the data tests never analyse a frame
+
+
+def _stream(walk: frames.FrameWalk, seconds: float, interval: float) -> list[tuple[str, bytes]]:
+    return [walk.frame(k * interval) for k in range(frames.frames_in(seconds, interval))]
+
+
+# ---------------------------------------------------------------- frames
+
+
+def test_it_never_sends_a_candidate_the_same_frame_twice():
+    duration, interval = 60.0, 2.0
+    pools = frames.build_pools(DEFAULT_PHOTOS, frames.pool_sizes(duration, interval))
+    still = frames.FrameWalk(pools, offset=5, episodes=())
+    scripted = frames.FrameWalk(pools, offset=11, episodes=frames.episodes_for(duration, interval))
+
+    for walk in (still, scripted):
+        stream = _stream(walk, duration, interval)
+        sent = [jpeg for _, jpeg in stream]
+        assert len(set(sent)) == len(sent), "no frame is sent twice in a run"
+        pixels = [decode_image(jpeg) for jpeg in sent]
+        for before, after in zip(pixels, pixels[1:], strict=False):
+            assert not (before == after).all()
+            # What the server's frozen-camera check compares.
+            assert frame_digest(gray_thumbnail(before)) != frame_digest(gray_thumbnail(after))
+    scenes = [
+        scene for scene, _ in _stream(frames.FrameWalk(pools, 0, scripted.episodes), duration, interval)
+    ]
+    assert scenes.count("second_person") == 4 and scenes.count("no_face") == 4, "8 s each at 2 s"
+
+
+def test_it_gives_episodes_to_a_tenth_of_the_candidates_that_fit_the_run():
+    assert scripted_candidates(3, 0.1) == {0}
+    assert len(scripted_candidates(25, 0.1)) == 3 and len(scripted_candidates(50, 0.1)) == 5
+    assert scripted_candidates(10, 0.0) == set()
+    assert [e.expected_event for e in frames.episodes_for(60, 2)] == ["multiple_faces", "no_face"]
+    assert [e.expected_event for e in frames.episodes_for(14, 2)] == ["multiple_faces"]
+    assert frames.episodes_for(10, 2) == ()
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.mark.django_db
+def test_it_starts_every_load_candidate_in_progress_with_a_signed_in_proctor():
+    load = data.load_exam_create(candidates=3, interval=2.0, encoding=_encoding())
+    exam = Exam.objects.get(code=load.code)
+    assert exam.title.startswith("[loadtest]")
+    sessions = ExamSession.objects.filter(candidate__exam=exam)
+    assert {s.state for s in sessions} == {"in_progress"}
+    assert all(c.email.endswith("@loadtest.invalid") and c.reference_encodings for c in exam.candidates.all())
+    proctor = exam.proctors.get()
+    assert proctor.groups.filter(name="Proctor").exists()
+    key = load.session_cookie.split("=", 1)[1]
+    assert Session.objects.get(session_key=key).get_decoded()["_auth_user_id"] == str(proctor.pk)
+
+
+@pytest.mark.django_db
+def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session, settings):
+    kept_event = Event.objects.create(
+        session=live_session,
+        type="no_face",
+        key="no_face",
+        severity="medium",
+        started_at=timezone.now(),
+        ended_at=timezone.now(),
+    )
+    kept_event.evidence.save("kept.jpg", ContentFile(b"\xff\xd8\xffkept"))
+    lookalike = Exam.objects.create(title="[loadtest] but a real candidate is on it")
+    Candidate.objects.create(exam=lookalike, name="Real Person", email="real@example.org")
+    real_user = get_user_model().objects.create(username="loadtest-proctor-real", email="me@example.org")
+
+    load = data.load_exam_create(candidates=3, interval=2.0, encoding=_encoding())
+    session = ExamSession.objects.get(public_id=load.candidates[0].session_id)
+    event = Event.objects.create(
+        session=session,
+        type="multiple_faces",
+        key="multiple_faces",
+        severity="high",
+        started_at=timezone.now(),
+        ended_at=timezone.now(),
+    )
+    event.evidence.save("load.jpg", ContentFile(b"\xff\xd8\xffload"))
+    load_file = event.evidence.path
+
+    removed = json.loads(_run("loadtest", "--cleanup", "--json"))
+
+    assert removed == {
+        "exams": 1,
+        "candidates": 3,
+        "sessions": 3,
+        "events": 1,
+        "evidence_files": 1,
+        "django_sessions": 1,
+        "users": 1,
+    }
+    assert not Exam.objects.filter(code=load.code).exists()
+    assert not get_user_model().objects.filter(username=load.proctor_username).exists()
+    assert not os.path.exists(load_file)
+    # Everything else stays.
+    assert Exam.objects.filter(pk__in=[live_session.exam.pk, lookalike.pk]).count() == 2
+    assert ExamSession.objects.filter(pk=live_session.pk).exists()
+    kept_event.refresh_from_db()
+    assert os.path.exists(kept_event.evidence.path)
+    assert get_user_model().objects.filter(pk__in=[proctor.pk, real_user.pk]).count() == 2
+    assert Group.objects.filter(name="Proctor").exists()
+    assert json.loads(_run("loadtest", "--cleanup", "--json"))["exams"] == 0
+
+
+# ---------------------------------------------------------------- server processes
+
+
+def test_it_counts_only_the_server_processes_of_its_own_database():
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    ours = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/loadtest_ours"}
+    theirs = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/loadtest_theirs"}
+    procs = [
+        subprocess.Popen([*sleeper, "daphne", "-p", "8123"], env=ours),
+        subprocess.Popen([*sleeper, "celery", "-A", "proctor", "worker"], env=ours),
+        subprocess.Popen([*sleeper, "daphne", "-p", "8124"], env=ours),  # another port
+        subprocess.Popen([*sleeper, "celery", "-A", "proctor", "worker"], env=theirs),
+    ]
+    try:
+        found = cpu.find_server(database=("127.0.0.1", 5432, "loadtest_ours"), port=8123)
+        assert found == {procs[0].pid: "daphne", procs[1].pid: "worker"}
+        before = cpu.sample(found)
+        assert set(cpu.used_between(before, cpu.sample(found))) == {"daphne", "worker"}
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- a real run
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_it_reports_every_field_of_a_run_and_cleans_up(server_url, celery_worker_process, exam):  # noqa: F811
+    out = _run(
+        "loadtest",
+        "--url",
+        server_url,
+        "--candidates",
+        "3",
+        "--duration",
+        "14",
+        "--ramp",
+        "2",
+        "--json",
+        "--keep",
+    )
+    result = json.loads(out)
+
+    assert RESULT_FIELDS <= set(result)
+    assert result["connected"] + result["handshake_failures"] == 3
+    assert result["frames_sent"] > 0
+    assert 0 < result["frames_analysed"] <= result["frames_sent"]
+    assert result["latency_ms"]["n"] > 0 and set(result["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert set(result["connect_ms"]) >= {"p50", "p95"}
+    assert result["episodes"] == 1, "the first candidate shows a second person for 8 s"
+    assert set(result["alert_latency_ms"]) >= {"p50", "p95"}
+    assert result["cpu"]["processes"]["worker"] == [celery_worker_process.pid]
+    assert len(result["cpu"]["processes"]["daphne"]) == 1
+    assert result["cpu_seconds_per_analysed_frame"] is not None
+    assert result["errors"]["client"] == {} and result["errors"]["proctor_sockets"] == {}
+    assert result["parameters"]["candidates"] == 3 and result["parameters"]["interval"] == 2.0
+
+    load = Exam.objects.get(code=result["parameters"]["exam"])
+    assert ExamSession.objects.filter(candidate__exam=load).count() == 3
+    _run("loadtest", "--cleanup")
+    assert not Exam.objects.filter(title__startswith="[loadtest]").exists()
+    assert Exam.objects.filter(pk=exam.pk).exists()
+    assert not Event.objects.filter(session__candidate__email__endswith="@loadtest.invalid").exists()
+    assert not get_user_model().objects.filter(username__startswith="loadtest-proctor-").exists()
+
+
+def test_it_plots_results_against_candidates(tmp_path):
+    runs = []
+    for candidates, p95 in ((10, 900.0), (25, 4000.0)):
+        result = {name: None for name in RESULT_FIELDS}
+        result.update(
+            candidates=candidates,
+            connected=candidates,
+            parameters={"interval": 2.0, "duration": 60.0},
+            machine={"cpus": 2},
+            latency_ms={"p50": p95 / 3, "p95": p95},
+            connect_ms={"p50": 40.0, "p95": p95 / 2},
+            handshake_failures=candidates // 10,
+            analysed_share=0.9,
+            episodes=1,
+            episodes_alerted=1,
+            cpu_seconds_per_analysed_frame=0.2,
+            cpu={"worker_per_analysed_frame_s": 0.18, "daphne_per_analysed_frame_s": 0.02},
+        )
+        path = tmp_path / f"{candidates}.json"
+        path.write_text(json.dumps(result))
+        runs.append(str(path))
+    output = tmp_path / "capacity.png"
+
+    assert "wrote" in _run("loadtest_plot", *runs, "--output", str(output))
+    assert output.read_bytes().startswith(b"\x89PNG")
