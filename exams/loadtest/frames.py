@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from detection.core import decode_image
-from detection.core.replay import jitter, scenes
+from detection.tools.replay import jitter, scenes
 
 STILL = "still"
 # Scene name (as ``replay.scenes`` calls it) -> the event type it must raise.
