@@ -19,8 +19,10 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                        (a line of the conversation, either side, labelled for the candidate)
 Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
   on connect {"type": "snapshot", "sessions": [{...}, ...]} (every session of the exam), then
-  {"type": "session", "session": {...}}, {"type": "event", "event": {...}} and
-  {"type": "chat", "message": {...}} (either side of any candidate's conversation).
+  {"type": "sessions", "sessions": [{...}, ...]} (the tiles that changed, at most one batch
+  per GRID_PUSH_SECONDS; a tile carries "thumbnail", a small JPEG data URL, when its picture
+  changed), {"type": "event", "event": {...}} and {"type": "chat", "message": {...}}
+  (either side of any candidate's conversation), both sent at once.
   The payloads are built in ``exams.live``; they carry the URLs and labels pages show.
 """
 
@@ -76,6 +78,9 @@ RESUME_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 PACE_STEP, CALM_FRAMES = 1.5, 10
 # How often an open proctor socket is authorised again and rejoins its group.
 PROCTOR_RECHECK_SECONDS = 15
+# A proctor's grid gets at most one batch of tile updates per this many seconds,
+# however many candidates change (latency against message count: see docs/performance.md).
+GRID_PUSH_SECONDS = 0.5
 
 
 @database_sync_to_async
@@ -393,19 +398,25 @@ def _proctor_still_allowed(user, code) -> None:
 @database_sync_to_async
 def _proctor_exam(user, code):
     exam = get_exam_for_proctor(user, code)
-    return exam, [
-        live.session_payload(s)
-        for s in ExamSession.objects.filter(candidate__exam=exam).select_related("candidate")
-    ]
+    sessions = list(ExamSession.objects.filter(candidate__exam=exam).select_related("candidate"))
+    pictures = live.thumbnails([str(s.public_id) for s in sessions])
+    return exam, [live.session_payload(s, thumbnail=pictures.get(str(s.public_id))) for s in sessions]
 
 
 class ProctorConsumer(AsyncWebsocketConsumer):
+    """Listens to one exam. Tile updates are coalesced: at most one "sessions"
+    message per GRID_PUSH_SECONDS, carrying the latest state of each tile that
+    changed; alerts and chat go out at once."""
+
     group: str | None = None
     watcher: asyncio.Task | None = None
+    flusher: asyncio.Task | None = None
 
     async def connect(self) -> None:
         live.remember_server_loop()
         self.group = None
+        self.pending: dict[str, dict] = {}
+        self.flushed_at = 0.0
         user = self.scope.get("user")
         try:
             exam, sessions = await _proctor_exam(user, self.scope["url_route"]["kwargs"]["code"])
@@ -438,8 +449,9 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 log.exception("proctor socket: could not rejoin %s", self.group)
 
     async def disconnect(self, code: int) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        for task in (self.watcher, self.flusher):
+            if task is not None:
+                task.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -452,4 +464,22 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         )
 
     async def push(self, event: dict) -> None:
-        await self.send(text_data=json.dumps(event["payload"]))
+        payload = event["payload"]
+        if payload.get("type") != "session":
+            await self.send(text_data=json.dumps(payload))
+            return
+        session = payload["session"]
+        kept = self.pending.get(session["id"])
+        if kept is not None and "thumbnail" in kept and "thumbnail" not in session:
+            session = {**session, "thumbnail": kept["thumbnail"]}  # a newer state, the same picture
+        self.pending[session["id"]] = session
+        if self.flusher is None:
+            self.flusher = asyncio.create_task(self.flush())
+
+    async def flush(self) -> None:
+        """Send the pending tiles once GRID_PUSH_SECONDS have passed since the last batch."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self.flushed_at + GRID_PUSH_SECONDS - loop.time()))
+        sessions, self.pending = list(self.pending.values()), {}
+        self.flushed_at, self.flusher = loop.time(), None
+        await self.send(text_data=json.dumps({"type": "sessions", "sessions": sessions}))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.cache import cache
 from django.urls import reverse
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,50 @@ SOCKET_URLCONF = "proctor.routing"
 def socket_path(name: str, *args) -> str:
     """The path of a named websocket route, e.g. ``socket_path("proctor_socket", exam.code)``."""
     return reverse(name, urlconf=SOCKET_URLCONF, args=args)
+
+
+# The latest picture of each live session, for the proctors. The grid gets a
+# small thumbnail pushed over its socket (no per-tile HTTP polling), at most
+# every PICTURE_EVERY_SECONDS per candidate; a proctor's page for one candidate
+# fetches the full frame over HTTP.
+PICTURE_EVERY_SECONDS = 3
+PICTURE_TTL_SECONDS = 60
+THUMBNAIL_SIZE = (160, 120)
+
+
+def _picture_key(session_id: str) -> str:
+    return f"picture:{session_id}"
+
+
+def _thumbnail_key(session_id: str) -> str:
+    return f"thumb:{session_id}"
+
+
+def picture_due(session_id: str) -> bool:
+    """True at most once per PICTURE_EVERY_SECONDS per session (the caller then keeps one)."""
+    return bool(cache.add(f"picture-due:{session_id}", 1, PICTURE_EVERY_SECONDS))
+
+
+def picture_keep(session_id: str, *, frame: bytes, thumbnail: bytes) -> str:
+    """Keep a session's latest frame and its thumbnail; returns the thumbnail as a data URL."""
+    cache.set_many(
+        {_picture_key(session_id): frame, _thumbnail_key(session_id): thumbnail}, PICTURE_TTL_SECONDS
+    )
+    return _data_url(thumbnail)
+
+
+def picture(session_id: str) -> bytes | None:
+    return cache.get(_picture_key(session_id))
+
+
+def thumbnails(session_ids: list[str]) -> dict[str, str]:
+    """The kept thumbnails of these sessions, as data URLs."""
+    found = cache.get_many([_thumbnail_key(s) for s in session_ids])
+    return {s: _data_url(found[_thumbnail_key(s)]) for s in session_ids if _thumbnail_key(s) in found}
+
+
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def exam_group(exam_code) -> str:
@@ -77,11 +123,11 @@ def event_payload(event) -> dict[str, Any]:
     }
 
 
-def session_payload(session) -> dict[str, Any]:
-    return {
+def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
+    """A tile of the proctors' grid; ``thumbnail`` (a data URL) when there is a new picture."""
+    payload = {
         "id": str(session.public_id),
         "url": reverse("proctor_session", args=[session.public_id]),
-        "thumbnail_url": reverse("proctor_thumbnail", args=[session.public_id]),
         "candidate": session.candidate.name,
         "state": session.state,
         "state_label": session.get_state_display(),
@@ -92,12 +138,15 @@ def session_payload(session) -> dict[str, Any]:
         "flags": session.events.count(),
         "reference_unverified": session.candidate.reference_unverified,
     }
+    if thumbnail:
+        payload["thumbnail"] = thumbnail
+    return payload
 
 
-def session_changed(session, *, events=()) -> None:
+def session_changed(session, *, events=(), thumbnail: str | None = None) -> None:
     """Tell the exam's proctors what changed in one session."""
     group = exam_group(session.exam.code)
-    _send(group, {"type": "session", "session": session_payload(session)})
+    _send(group, {"type": "session", "session": session_payload(session, thumbnail=thumbnail)})
     for event in events:
         _send(group, {"type": "event", "event": event_payload(event)})
 

@@ -9,7 +9,7 @@ from .analyse import StreamState, analyse_frame, analyse_stream
 from .camera import camera_state
 from .config import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
 from .faces import encode_reference, verify_identity
-from .image import crop_to, decode_image, prepare_image
+from .image import crop_to, decode_image, encode_jpeg, prepare_image
 from .rules import EVENT_TYPES, SEVERITY, EventAction, conditions_from, debounce
 from .types import (
     Box,
@@ -47,6 +47,7 @@ __all__ = [
     "crop_to",
     "debounce",
     "decode_image",
+    "encode_jpeg",
     "encode_reference",
     "prepare_image",
     "verify_identity",

@@ -198,3 +198,15 @@ def crop_to(image: np.ndarray, size: tuple[int, int], centre_y: float = 0.5) -> 
         y0 = min(max(0, round(centre_y * height - new_h / 2)), height - new_h)
         image = image[y0 : y0 + new_h]
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def encode_jpeg(image: np.ndarray, *, size: tuple[int, int] | None = None, quality: int = 70) -> bytes:
+    """``image`` (RGB uint8) as JPEG bytes, first shrunk to ``size`` (width, height) if given."""
+    if size is not None:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise InvalidImage("the image could not be encoded as JPEG")
+    return data.tobytes()

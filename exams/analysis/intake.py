@@ -16,7 +16,6 @@ from functools import lru_cache
 
 from celery import current_app
 from django.conf import settings
-from django.core.cache import cache
 from django.db import close_old_connections
 
 from exams import services
@@ -30,11 +29,6 @@ VERIFY = "verify"
 # Under overload a page is asked for frames at most this many times further
 # apart than the exam's interval (exams.consumers paces it).
 SLOWEST_PACE = 4.0
-THUMBNAIL_TTL_SECONDS = 60
-
-
-def thumbnail_key(session_id: str) -> str:
-    return f"thumb:{session_id}"
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +78,6 @@ def submit(kind: str, *, session: ExamSession, data: bytes) -> bool:
         seq = session.verification_attempts + 1
     else:
         seq = time.time_ns() // 1000  # monotonic across reconnects, unlike a per-connection counter
-        cache.set(thumbnail_key(session_id), data, THUMBNAIL_TTL_SECONDS)
     frame = QueuedFrame(session_id=session_id, seq=seq, received_at=time.time(), data=data)
     put = frame_queue().put(kind, frame)
     if put.scheduled:

@@ -21,10 +21,11 @@ from detection.core import (
     conditions_from,
     debounce,
     decode_image,
+    encode_jpeg,
     encode_reference,
     verify_identity,
 )
-from exams import services
+from exams import live, services
 from exams.analysis import intake
 from exams.analysis.queue import frame_queue
 from exams.models import ExamSession, VerificationStatus
@@ -105,6 +106,10 @@ def _analyse_next_frame(session_id: str) -> str:
         interval=_covered(session, frame.received_at),
         config=config,
     )
+    thumbnail = None
+    if live.picture_due(session_id):
+        small = encode_jpeg(image, size=live.THUMBNAIL_SIZE)
+        thumbnail = live.picture_keep(session_id, frame=frame.data, thumbnail=small)
     events = services.analysis_record(
         session=session,
         seq=frame.seq,
@@ -113,6 +118,7 @@ def _analyse_next_frame(session_id: str) -> str:
         faces=analysis.faces,
         actions=actions,
         evidence_jpeg=frame.data,
+        thumbnail=thumbnail,
     )
     if events is None:
         return "already analysed"

@@ -98,10 +98,12 @@ def analysis_record(
     faces: int,
     actions: Sequence[EventAction],
     evidence_jpeg: bytes,
+    thumbnail: str | None = None,
 ) -> list[Event] | None:
     """Store one analysed frame: the stream state, the frame's bookkeeping and its
-    event actions, then tell the proctors. The row is locked only for this
-    write. None (and nothing written) if a frame as new or newer was stored."""
+    event actions, then tell the proctors (with ``thumbnail``, a data URL, if
+    the frame brought a new picture). The row is locked only for this write.
+    None (and nothing written) if a frame as new or newer was stored."""
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
         if seq <= session.last_frame_seq:
@@ -121,7 +123,7 @@ def analysis_record(
             ]
         )
         events = events_apply(session=session, actions=actions, evidence_jpeg=evidence_jpeg)
-        transaction.on_commit(lambda: live.session_changed(session, events=events))
+        transaction.on_commit(lambda: live.session_changed(session, events=events, thumbnail=thumbnail))
     return events
 
 

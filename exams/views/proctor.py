@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from exams import services
+from exams import live, services
 from exams.access import exams_for_proctor, get_exam_for_proctor, get_session_for_proctor, is_proctor
-from exams.analysis.intake import thumbnail_key
 from exams.models import ExamSession, IllegalTransition
 
 
@@ -49,7 +47,7 @@ def proctor_session(request: HttpRequest, public_id) -> HttpResponse:
 @login_required
 def proctor_thumbnail(request: HttpRequest, public_id) -> HttpResponse:
     session = get_session_for_proctor(request.user, public_id)
-    data = cache.get(thumbnail_key(str(session.public_id)))
+    data = live.picture(str(session.public_id))
     if not data:
         return HttpResponse(status=204)
     response = HttpResponse(data, content_type="image/jpeg")

@@ -1,5 +1,6 @@
-// The proctors' live grid: tiles update from the websocket, thumbnails refresh
-// every 4 s, alerts and candidates' messages stream into the feed. No page reloads.
+// The proctors' live grid: tiles and their thumbnails update from the websocket
+// (batched by the server, pictures pushed, no polling), alerts and candidates'
+// messages stream into the feed. No page reloads.
 // Links, labels and the socket's path all come from the server.
 import { openSocket } from "./socket.js";
 
@@ -7,7 +8,6 @@ const root = document.getElementById("live");
 const grid = document.getElementById("grid");
 const feed = document.getElementById("feed");
 const status = document.getElementById("live-status");
-const THUMB_MS = 4000;
 
 function tileFor(session) {
   let tile = document.getElementById(`tile-${session.id}`);
@@ -18,7 +18,6 @@ function tileFor(session) {
   tile.dataset.session = session.id;
   tile.href = session.url;
   tile.innerHTML = `<div class="thumb"><img alt=""></div><div class="tile-body"><strong class="name"></strong><span class="state"></span><div class="badges"></div></div>`;
-  tile.querySelector("img").dataset.src = session.thumbnail_url;
   grid.appendChild(tile);
   return tile;
 }
@@ -26,7 +25,9 @@ function tileFor(session) {
 function updateTile(session) {
   const tile = tileFor(session);
   tile.querySelector(".name").textContent = session.candidate;
-  tile.querySelector("img").alt = `Latest picture of ${session.candidate}`;
+  const img = tile.querySelector("img");
+  img.alt = `Latest picture of ${session.candidate}`;
+  if (session.thumbnail) img.src = session.thumbnail;
   const state = tile.querySelector(".state");
   state.textContent = session.state_label + (session.paused ? " · paused" : "");
   state.className = `state state-${session.state}`;
@@ -88,23 +89,12 @@ function feedParts({ pillClass, label, href, candidate, when }) {
   return [pill, link, time];
 }
 
-function refreshThumbs() {
-  for (const img of grid.querySelectorAll("img[data-src]")) {
-    const probe = new Image();
-    probe.onload = () => { img.src = probe.src; };
-    probe.src = `${img.dataset.src}?t=${Date.now()}`;
-  }
-}
-
 openSocket(root.dataset.wsPath, {
   onOpen: () => { status.textContent = "live"; status.className = "pill review-dismissed"; },
   onClose: () => { status.textContent = "reconnecting…"; status.className = "pill sev-medium"; },
   onMessage: (msg) => {
-    if (msg.type === "snapshot") msg.sessions.forEach(updateTile);
-    else if (msg.type === "session") updateTile(msg.session);
+    if (msg.type === "snapshot" || msg.type === "sessions") msg.sessions.forEach(updateTile);
     else if (msg.type === "event") addAlert(msg.event);
     else if (msg.type === "chat") addChat(msg.message);
   },
 });
-refreshThumbs();
-setInterval(refreshThumbs, THUMB_MS);

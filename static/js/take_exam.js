@@ -1,5 +1,7 @@
 // The exam page: streams one JPEG frame per interval over a websocket and
-// reports integrity signals. Reconnects with backoff if the network drops.
+// reports integrity signals. Reconnects with backoff if the network drops; the
+// tab's resume id lets the server hand the session back to this tab even while
+// its old connection still looks open there.
 import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
 import { appendChatLine } from "./chat.js";
 import { openSocket } from "./socket.js";
@@ -9,13 +11,36 @@ const video = document.getElementById("selfview");
 const conn = document.getElementById("conn");
 const notice = document.getElementById("notice");
 const pausedOverlay = document.getElementById("paused");
-const intervalMs = Math.max(500, parseFloat(root.dataset.interval) * 1000);
+let intervalMs = Math.max(500, parseFloat(root.dataset.interval) * 1000);
+let frameTimer = null;
+
+// One id per browser tab, kept across reloads of the tab (sessionStorage).
+function resumeId() {
+  const key = `resume:${root.dataset.wsPath}`;
+  let id = sessionStorage.getItem(key);
+  if (!id) {
+    id = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    sessionStorage.setItem(key, id);
+  }
+  return id;
+}
+
+// The server asks for fewer frames while it is short of capacity, and for the
+// exam's own pace again once it keeps up.
+function streamEvery(seconds) {
+  const ms = Math.max(500, seconds * 1000);
+  if (ms === intervalMs && frameTimer !== null) return;
+  intervalMs = ms;
+  if (frameTimer !== null) clearInterval(frameTimer);
+  frameTimer = setInterval(sendFrame, intervalMs);
+}
 
 let socket = null;
 let finished = false;
 let paused = false;
 
 function say(text, kind = "warn") {
+  delete notice.dataset.code;
   notice.textContent = text;
   notice.className = `msg ${kind}`;
   notice.hidden = false;
@@ -39,10 +64,16 @@ document.getElementById("chat-form").addEventListener("submit", (ev) => {
 });
 
 function onMessage(msg) {
-  if (msg.type === "status") { paused = msg.paused; pausedOverlay.hidden = !paused; }
-  else if (msg.type === "error") {
+  if (msg.type === "status") {
+    paused = msg.paused;
+    pausedOverlay.hidden = !paused;
+    if (msg.interval) streamEvery(msg.interval);
+    if (notice.dataset.code === "duplicate_session" || notice.dataset.code === "unavailable") notice.hidden = true;
+  } else if (msg.type === "error") {
     say(msg.message, "error");
+    notice.dataset.code = msg.code;
     if (msg.fatal) { finished = true; conn.textContent = "Not connected"; }
+    else if (msg.code === "duplicate_session") conn.textContent = "Waiting for the other tab or device to close…";
   } else if (msg.type === "warn") say(`Proctor: ${msg.text}`, "warn");
   else if (msg.type === "message") say(`Proctor: ${msg.text}`, "info");
   else if (msg.type === "chat") appendChatLine(chatLog, msg.message);
@@ -57,11 +88,11 @@ function onMessage(msg) {
 }
 
 function connect() {
-  socket = openSocket(root.dataset.wsPath, {
+  socket = openSocket(`${root.dataset.wsPath}?resume=${encodeURIComponent(resumeId())}`, {
     binaryType: "arraybuffer",
     onOpen: () => { conn.textContent = "Connected"; },
     onMessage,
-    onClose: () => { conn.textContent = "Connection lost, reconnecting…"; },
+    onClose: (ev) => { if (ev.code !== 4409) conn.textContent = "Connection lost, reconnecting…"; },
     // After a fatal error or the end of the exam, a new connection would be refused.
     reconnect: () => !finished,
   });
@@ -89,7 +120,7 @@ document.getElementById("finish-form").addEventListener("submit", () => { finish
 startCamera(video)
   .then(() => {
     connect();
-    setInterval(sendFrame, intervalMs);
+    streamEvery(intervalMs / 1000);
     setInterval(() => send({ type: "heartbeat" }), 5000);
   })
   .catch((err) => say(cameraErrorMessage(err), "error"));

@@ -229,3 +229,35 @@ async def test_it_closes_an_open_proctor_socket_once_access_is_gone(world, chang
         assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REFUSED}
     finally:
         await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_batches_tile_updates_but_sends_alerts_at_once(world):
+    from asgiref.sync import sync_to_async
+
+    from exams import consumers, live
+
+    client = await sync_to_async(_client)(world, "proctor")
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+    communicator = WebsocketCommunicator(
+        application, f"/ws/proctor/exams/{world['exam'].code}/", headers=headers
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    session, event = world["session"], world["event"]
+    try:
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+        for _ in range(20):  # a burst of frames analysed for one candidate
+            await sync_to_async(live.session_changed)(session)
+        await sync_to_async(live.session_changed)(session, events=[event])
+        messages = []
+        while not await communicator.receive_nothing(timeout=consumers.GRID_PUSH_SECONDS * 3):
+            messages.append(await communicator.receive_json_from(timeout=5))
+        kinds = [m["type"] for m in messages]
+        assert kinds.count("event") == 1
+        batches = [m for m in messages if m["type"] == "sessions"]
+        assert 1 <= len(batches) <= 2, kinds  # 21 updates, at most one batch per window
+        assert all(len(b["sessions"]) == 1 for b in batches)  # one tile, its latest state
+    finally:
+        await communicator.disconnect()

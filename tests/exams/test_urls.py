@@ -195,7 +195,6 @@ def test_the_pushed_session_carries_its_links_and_state_label(live_session, unde
     payload = live.session_payload(live_session)
     session_url = f"{PREFIX}/proctor/sessions/{live_session.public_id}/"
     assert payload["url"] == session_url
-    assert payload["thumbnail_url"] == f"{session_url}thumbnail.jpg"
     assert live.event_payload(_event(live_session))["session_url"] == session_url
     for state in ExamSession.State:
         live_session.state = state
