@@ -165,8 +165,9 @@ class LoadRun:
                 at = time.time()
                 message = json.loads(raw)
                 kind = message.get("type")
-                if kind == "session":
-                    self._session_push(number, message["session"], at)
+                if kind == "sessions":  # tile updates, batched by the server
+                    for session in message["sessions"]:
+                        self._session_push(number, session, at)
                 elif kind == "event":
                     self._event_push(message["event"], at)
         except ConnectionClosed as exc:
