@@ -122,6 +122,10 @@ class RedisFrameQueue:
             pipe.hincrby(self._counters(kind), "lost", 1)
         pipe.execute()
 
+    def forget(self, kind: str, session_id: str) -> None:
+        """Drop whatever the queue holds for a session that no longer exists (not counted)."""
+        self.redis.delete(*self._keys(kind, session_id), self._inflight(kind, session_id))
+
     def stats(self, kind: str) -> QueueStats:
         now, oldest, waiting, busy = time.time(), 0.0, 0, 0
         for key in self.redis.scan_iter(match=f"proctor:{kind}:*", count=500):
@@ -179,6 +183,11 @@ class MemoryFrameQueue:
         if failed:
             with self._lock:
                 self._counters.setdefault(kind, Counter())["lost"] += 1
+
+    def forget(self, kind: str, session_id: str) -> None:
+        with self._lock:
+            self._frames.pop((kind, session_id), None)
+            self._busy.discard((kind, session_id))
 
     def stats(self, kind: str) -> QueueStats:
         now = time.time()
