@@ -134,6 +134,9 @@ CELERY_TASK_IGNORE_RESULT = True
 # Autodiscovery finds exams.tasks; the live-analysis tasks live one level down.
 CELERY_IMPORTS = ("exams.analysis.tasks",)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep database connections across tasks (proctor/celery.py closes them the
+# Django way instead): Celery's fixup force-closes only every 2 x this many tasks.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-evidence": {"task": "exams.tasks.purge_expired", "schedule": 3600.0},
