@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ("bin/run", ".ci/run", ".ci/ensure-services")
+SCRIPTS = ("bin/run", "bin/capacity", ".ci/run", ".ci/ensure-services")
 
 PYTHON_STUB = """#!/usr/bin/env bash
 echo "python $* SECRET_KEY=${SECRET_KEY:-}" >> "$STUB_LOG"
