@@ -8,6 +8,7 @@ This module only moves data between them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,14 +61,19 @@ def _load(session_id: str) -> ExamSession | None:
     return ExamSession.objects.select_related("candidate__exam").filter(public_id=session_id).first()
 
 
-def analyse_next_frame(session_id: str) -> str:
+def _finishing(kind: str, session_id: str, work: Callable[[str], str]) -> str:
+    """Run one analysis, then tell the queue it is done (``failed`` if it raised)."""
     failed = True
     try:
-        result = _analyse_next_frame(session_id)
+        result = work(session_id)
         failed = False
         return result
     finally:
-        intake.finished(intake.FRAME, session_id, failed=failed)
+        intake.finished(kind, session_id, failed=failed)
+
+
+def analyse_next_frame(session_id: str) -> str:
+    return _finishing(intake.FRAME, session_id, _analyse_next_frame)
 
 
 def _analyse_next_frame(session_id: str) -> str:
@@ -126,13 +132,7 @@ def _analyse_next_frame(session_id: str) -> str:
 
 
 def verify_next_photo(session_id: str) -> str:
-    failed = True
-    try:
-        result = _verify_next_photo(session_id)
-        failed = False
-        return result
-    finally:
-        intake.finished(intake.VERIFY, session_id, failed=failed)
+    return _finishing(intake.VERIFY, session_id, _verify_next_photo)
 
 
 def _verify_next_photo(session_id: str) -> str:

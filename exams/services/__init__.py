@@ -38,6 +38,7 @@ from exams.services.connections import (
 from exams.services.events import (
     analysis_record,
     event_new,
+    event_open,
     event_record_instant,
     events_apply,
     events_close_open,
@@ -91,6 +92,7 @@ __all__ = [
     "verification_pending",
     "verification_result",
     "event_new",
+    "event_open",
     "event_record_instant",
     "events_apply",
     "signal_record",

@@ -12,7 +12,7 @@ from exams import live
 from exams.models import Event, ExamSession
 from exams.presence import presence
 from exams.services.audit import audit_record, candidate_label
-from exams.services.events import event_new, event_record_instant
+from exams.services.events import event_open, event_record_instant
 
 
 def connection_open(*, session: ExamSession, channel_name: str) -> None:
@@ -59,19 +59,7 @@ def connection_close(*, session: ExamSession, channel_name: str) -> None:
         session.connection_channel = ""
         session.save(update_fields=["connection_channel"])
         if session.is_live and not session.events.filter(key="connection_lost", is_open=True).exists():
-            events.append(
-                event_new(
-                    session,
-                    event_type="connection_lost",
-                    key="connection_lost",
-                    started=now,
-                    ended=now,
-                    is_open=True,
-                    confidence=1.0,
-                    details={},
-                    evidence_jpeg=None,
-                )
-            )
+            events.append(event_open(session=session, event_type="connection_lost", at=now))
     live.session_changed(session, events=events)
 
 

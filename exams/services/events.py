@@ -140,6 +140,21 @@ def _commit_without_waiting_for_disk() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def event_open(*, session: ExamSession, event_type: str, at: datetime) -> Event:
+    """A condition the browser or the connection reports, open from ``at`` until closed."""
+    return event_new(
+        session,
+        event_type=event_type,
+        key=event_type,
+        started=at,
+        ended=at,
+        is_open=True,
+        confidence=1.0,
+        details={},
+        evidence_jpeg=None,
+    )
+
+
 def event_record_instant(
     *,
     session: ExamSession,
@@ -187,17 +202,7 @@ def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event |
             else:
                 event = event_record_instant(session=session, event_type=signal, at=now, details={"count": 1})
         elif active and current is None:
-            event = event_new(
-                session,
-                event_type=signal,
-                key=signal,
-                started=now,
-                ended=now,
-                is_open=True,
-                confidence=1.0,
-                details={},
-                evidence_jpeg=None,
-            )
+            event = event_open(session=session, event_type=signal, at=now)
         elif not active and current is not None:
             current.close(now)
             event = current
