@@ -64,6 +64,11 @@ def thumbnails(session_ids: list[str]) -> dict[str, str]:
     return {s: _data_url(found[_thumbnail_key(s)]) for s in session_ids if _thumbnail_key(s) in found}
 
 
+def pictures_forget(session_ids: list[str]) -> None:
+    """Drop the kept frames and thumbnails of these sessions (their data is being removed)."""
+    cache.delete_many([key(s) for s in session_ids for key in (_picture_key, _thumbnail_key)])
+
+
 def _data_url(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 

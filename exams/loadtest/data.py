@@ -20,11 +20,11 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import Group
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from exams import live
 from exams.access import PROCTOR_GROUP
 from exams.analysis import intake
 from exams.analysis.queue import frame_queue
@@ -177,7 +177,7 @@ def load_data_remove(*, code: str | None = None) -> dict[str, int]:
     for public_id in sessions:
         for kind in (intake.FRAME, intake.VERIFY):
             queue.take(kind, str(public_id))
-    cache.delete_many([intake.thumbnail_key(str(public_id)) for public_id in sessions])
+    live.pictures_forget([str(public_id) for public_id in sessions])
     counts = {
         "exams": len(exams),
         "candidates": Candidate.objects.filter(exam__in=exams).count(),

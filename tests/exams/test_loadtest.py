@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from detection.core import decode_image
 from detection.core.camera import frame_digest, gray_thumbnail
+from exams import live
 from exams.loadtest import cpu, data, frames
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, Exam, ExamSession
@@ -144,6 +145,8 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
     )
     event.evidence.save("load.jpg", ContentFile(b"\xff\xd8\xffload"))
     load_file = event.evidence.path
+    live.picture_keep(load.candidates[0].session_id, frame=b"load-frame", thumbnail=b"load-thumb")
+    live.picture_keep(str(live_session.public_id), frame=b"kept-frame", thumbnail=b"kept-thumb")
 
     removed = json.loads(_run("loadtest", "--cleanup", "--json"))
 
@@ -159,11 +162,14 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
     assert not Exam.objects.filter(code=load.code).exists()
     assert not get_user_model().objects.filter(username=load.proctor_username).exists()
     assert not os.path.exists(load_file)
+    assert live.picture(load.candidates[0].session_id) is None
+    assert live.thumbnails([load.candidates[0].session_id]) == {}
     # Everything else stays.
     assert Exam.objects.filter(pk__in=[live_session.exam.pk, lookalike.pk]).count() == 2
     assert ExamSession.objects.filter(pk=live_session.pk).exists()
     kept_event.refresh_from_db()
     assert os.path.exists(kept_event.evidence.path)
+    assert live.picture(str(live_session.public_id)) == b"kept-frame"
     assert get_user_model().objects.filter(pk__in=[proctor.pk, real_user.pk]).count() == 2
     assert Group.objects.filter(name="Proctor").exists()
     assert json.loads(_run("loadtest", "--cleanup", "--json"))["exams"] == 0
