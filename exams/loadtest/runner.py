@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, WebSocketException
 
 from exams.loadtest.data import LoadExam
-from exams.loadtest.frames import STILL, Episode, FrameWalk
+from exams.loadtest.frames import EPISODE_SECONDS, STILL, Episode, FrameWalk
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,21 @@ class LoadRun:
                 run = EpisodeRun(candidate.index, candidate.session_id, episode)
                 self.obs.episodes.append(run)
                 self.by_session.setdefault(candidate.session_id, []).append(run)
+
+    def play(self, index: int, scene: str, *, after: float) -> EpisodeRun:
+        """Show ``scene`` on candidate ``index`` for EPISODE_SECONDS, starting ``after``
+        seconds from now (a drill shows one once the server is back). The candidate
+        must have started streaming."""
+        page = self.pages[index]
+        if page.started is None:
+            raise ValueError(f"candidate {index} has not started streaming")
+        start = asyncio.get_running_loop().time() - page.started + after
+        walk = self.plan.walks[index]
+        walk.episodes = (*walk.episodes, Episode(scene, start, start + EPISODE_SECONDS))
+        run = EpisodeRun(index, self.plan.load.candidates[index].session_id, walk.episodes[-1])
+        self.obs.episodes.append(run)
+        self.by_session.setdefault(run.session_id, []).append(run)
+        return run
 
     def _dial(self, path: str, headers: dict[str, str] | None = None) -> connect:
         return connect(
