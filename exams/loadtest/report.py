@@ -78,7 +78,7 @@ def build_result(
         # re-dials by why the socket before closed, and how many got back in.
         "reconnects": dict(obs.reconnects),
         "reconnected": obs.reconnected,
-        "proctor_reconnects": dict(obs.proctor_reconnects),
+        "proctor_reconnects": dict(obs.proctor_failures),  # a proctor socket dials again after each
         # Candidates the server asked for fewer frames (a status with a longer interval).
         "slowed_down": len(obs.slowed_down),
         "max_interval_asked": obs.max_interval_asked,

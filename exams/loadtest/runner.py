@@ -109,8 +109,7 @@ class Observations:
     handshake_failures: Counter[str] = field(default_factory=Counter)  # every failed dial, by reason
     disconnects: Counter[str] = field(default_factory=Counter)  # closed by the server mid-run
     reconnects: Counter[str] = field(default_factory=Counter)  # candidates' re-dials, by why they closed
-    proctor_failures: Counter[str] = field(default_factory=Counter)
-    proctor_reconnects: Counter[str] = field(default_factory=Counter)
+    proctor_failures: Counter[str] = field(default_factory=Counter)  # each one followed by a re-dial
     frames_sent: int = 0
     frames_skipped_buffered: int = 0
     frames_skipped_late: int = 0
@@ -235,7 +234,6 @@ class LoadRun:
             if self.stop_listening.is_set():
                 return
             self.obs.proctor_failures[reason] += 1
-            self.obs.proctor_reconnects[reason] += 1
             if opened:  # socket.js starts its backoff again once a socket opens
                 attempt = 0
             await _first_of(self.stop_listening, timeout=reconnect_delay(attempt))

@@ -196,7 +196,7 @@ class Drill:
         """Run ``action`` (it returns the wall time its service was back) and wait
         until every session has a frame received after that analysed and pushed."""
         obs = self.run.obs
-        reconnects, proctor_reconnects = Counter(obs.reconnects), Counter(obs.proctor_reconnects)
+        reconnects, proctor_reconnects = Counter(obs.reconnects), Counter(obs.proctor_failures)
         slowed = set(obs.slowed_down)
         errors = Counter(obs.server_errors)
         await asyncio.to_thread(self.count_frames)
@@ -224,7 +224,7 @@ class Drill:
             "reconnects": dict(Counter(obs.reconnects) - reconnects),
             "all_analysed_again_after_s": _rounded(max(analysed_again) - began),
             "all_analysed_again_after_back_s": _rounded(max(analysed_again) - back),
-            "proctor_reconnects": dict(Counter(obs.proctor_reconnects) - proctor_reconnects),
+            "proctor_reconnects": dict(Counter(obs.proctor_failures) - proctor_reconnects),
             "proctor_back_after_s": _rounded(min(proctor_back) - began) if proctor_back else None,
             "proctor_first_push_after_back_s": _rounded(
                 min(at for _, received, at in obs.analysed_pushes if at >= back) - back

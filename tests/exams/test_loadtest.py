@@ -443,7 +443,7 @@ def test_it_reconnects_candidates_and_proctors_after_a_server_restart(transactio
         process_stop(daphne)
 
     assert obs.connected == 2 and obs.reconnected == 2
-    assert sum(obs.reconnects.values()) >= 2 and sum(obs.proctor_reconnects.values()) >= 1
+    assert sum(obs.reconnects.values()) >= 2 and sum(obs.proctor_failures.values()) >= 1
     # The same resume id takes the session straight back from the socket that died with the server.
     assert "duplicate_session" not in obs.server_errors and "taken_over" not in obs.server_errors
     assert [index for index, _ in obs.candidate_opened].count(0) == 2
