@@ -67,6 +67,7 @@ def thumbnails(session_ids: list[str]) -> dict[str, str]:
 
 
 def pictures_forget(session_ids: list[str]) -> None:
+    """Drop the kept frames and thumbnails of these sessions (their data is being removed)."""
     cache.delete_many([key(s) for s in session_ids for key in (_picture_key, _thumbnail_key)])
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -253,16 +258,57 @@ def service_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """A real Celery worker (solo pool) against the test database and real Redis."""
-    import subprocess
-    import sys
-    import time
+ROOT = Path(__file__).resolve().parents[1]
 
-    from celery import current_app
 
-    log = tmp_path / "worker.log"
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_stop(proc: subprocess.Popen, *, timeout: float = 20) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def daphne_start(*, port: int, env: dict[str, str], log: Path, timeout: float = 30) -> subprocess.Popen:
+    """daphne serving proctor.asgi on 127.0.0.1:``port``; returns once it answers HTTP."""
+    env = {**env, "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proctor.asgi:application"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"daphne exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
+                if response.status == 200:
+                    return proc
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            pytest.fail(f"daphne did not answer on {url}:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def celery_worker_start(
+    *, env: dict[str, str], log: Path, pool: str = "solo", concurrency: int = 1, timeout: float = 60
+) -> subprocess.Popen:
+    """A Celery worker of proctor's app; returns once it says it is ready."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -271,38 +317,42 @@ def celery_worker_process(transactional_db, tmp_path):
             "-A",
             "proctor",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
             "-l",
             "info",
             "-n",
-            f"test-{os.getpid()}@%h",
+            f"test-{os.getpid()}-{free_port()}@%h",
         ],
-        env=service_env(),
+        env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"celery worker exited early:\n{log.read_text()}")
         if b"ready." in log.read_bytes():
-            break
+            return proc
         time.sleep(0.3)
-    else:
-        proc.terminate()
-        pytest.fail(f"celery worker did not start:\n{log.read_text()}")
+    proc.terminate()
+    pytest.fail(f"celery worker did not start:\n{log.read_text()}")
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real Celery worker (solo pool) against the test database and real Redis."""
+    from celery import current_app
+
+    log = tmp_path / "worker.log"
+    proc = celery_worker_start(env=service_env(), log=log)
     current_app.conf.task_always_eager = False
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    process_stop(proc)
     print(log.read_text()[-3000:])
 
 

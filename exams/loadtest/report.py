@@ -14,7 +14,7 @@ from typing import Any
 
 from exams.loadtest.runner import Observations
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: candidates reconnect; handshake_failures counts every failed dial
 
 
 def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> dict[str, Any]:
@@ -68,13 +68,27 @@ def build_result(
         "parameters": parameters,
         "candidates": parameters["candidates"],
         "connected": obs.connected,
+        "never_connected": parameters["candidates"] - obs.connected,
         "connect_ms": percentiles(obs.connect_ms, (50, 95)),
+        # Every dial that did not get to the server's "status", first or after a reconnect.
         "handshake_failures": sum(obs.handshake_failures.values()),
         "handshake_failure_reasons": dict(obs.handshake_failures),
         "disconnects_by_server": dict(obs.disconnects),
+        # Candidates dial again after any close that is not fatal, as the exam page does:
+        # re-dials by why the socket before closed, and how many got back in.
+        "reconnects": dict(obs.reconnects),
+        "reconnected": obs.reconnected,
+        "proctor_reconnects": dict(obs.proctor_failures),  # a proctor socket dials again after each
+        # Candidates the server asked for fewer frames (a status with a longer interval).
+        "slowed_down": len(obs.slowed_down),
+        "max_interval_asked": obs.max_interval_asked,
         "latency_ms": percentiles(obs.latency_ms),
         "frames_sent": obs.frames_sent,
-        "frames_skipped": {"late": obs.frames_skipped_late, "send_buffer_full": obs.frames_skipped_buffered},
+        "frames_skipped": {
+            "late": obs.frames_skipped_late,
+            "send_buffer_full": obs.frames_skipped_buffered,
+            "disconnected": obs.frames_skipped_disconnected,
+        },
         "frames_analysed": frames_analysed,
         # Analysed frames whose result reached the first proctor socket by the end of the drain.
         "frames_pushed_to_proctor": obs.pushes_analysed,
@@ -135,4 +149,14 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     if result["disconnects_by_server"]:
         lines.append(f"  dropped mid-run  {result['disconnects_by_server']}")
+    if result["reconnects"] or result["proctor_reconnects"]:
+        lines.append(
+            f"  reconnects       candidates {result['reconnects']} ({result['reconnected']} got back in), "
+            f"proctors {result['proctor_reconnects']}"
+        )
+    if result["slowed_down"]:
+        lines.append(
+            f"  slowed down      {result['slowed_down']} candidates, "
+            f"up to a frame every {result['max_interval_asked']:g} s"
+        )
     return "\n".join(lines)

@@ -11,19 +11,13 @@ ORM calls in this process. The server and the worker never get that switch.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, service_env
+from tests.conftest import CHROMIUM, daphne_start, free_port, process_stop, service_env
 from tests.e2e.fake_webcam import write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,47 +51,14 @@ def _failed(request) -> bool:
     return any(report is not None and report.failed for report in reports)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server_url(transactional_db, tmp_path, request) -> Iterator[str]:
     """``http://127.0.0.1:<port>``: daphne serving proctor.asgi against the test database."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "daphne.log"
-    env = service_env(ALLOWED_HOSTS="127.0.0.1,localhost")
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proctor.asgi:application"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"daphne exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.terminate()
-            pytest.fail(f"daphne did not answer on {url}:\n{log.read_text()}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    proc = daphne_start(port=port, env=service_env(), log=log)
+    yield f"http://127.0.0.1:{port}"
+    process_stop(proc, timeout=10)
     if _failed(request):
         print(f"\n---- daphne log ----\n{log.read_text()[-6000:]}")
 

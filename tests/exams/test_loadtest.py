@@ -4,6 +4,7 @@ Celery worker. Timing figures are reported, never asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -17,12 +18,15 @@ from django.contrib.sessions.models import Session
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
+from websockets.asyncio.client import connect
 
 from detection.core import decode_image
 from detection.core.camera import frame_digest, gray_thumbnail
-from exams.loadtest import cpu, data, frames
+from exams import live
+from exams.loadtest import cpu, data, frames, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, Exam, ExamSession
+from tests.conftest import daphne_start, free_port, process_stop, service_env
 from tests.e2e.conftest import server_url  # noqa: F401  (a fixture: daphne on a free port)
 
 RESULT_FIELDS = {
@@ -33,6 +37,12 @@ RESULT_FIELDS = {
     "handshake_failures",
     "handshake_failure_reasons",
     "disconnects_by_server",
+    "never_connected",
+    "reconnects",
+    "reconnected",
+    "proctor_reconnects",
+    "slowed_down",
+    "max_interval_asked",
     "latency_ms",
     "frames_sent",
     "frames_skipped",
@@ -144,6 +154,8 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
     )
     event.evidence.save("load.jpg", ContentFile(b"\xff\xd8\xffload"))
     load_file = event.evidence.path
+    live.picture_keep(load.candidates[0].session_id, frame=b"load-frame", thumbnail=b"load-thumb")
+    live.picture_keep(str(live_session.public_id), frame=b"kept-frame", thumbnail=b"kept-thumb")
 
     removed = json.loads(_run("loadtest", "--cleanup", "--json"))
 
@@ -159,11 +171,14 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
     assert not Exam.objects.filter(code=load.code).exists()
     assert not get_user_model().objects.filter(username=load.proctor_username).exists()
     assert not os.path.exists(load_file)
+    assert live.picture(load.candidates[0].session_id) is None
+    assert live.thumbnails([load.candidates[0].session_id]) == {}
     # Everything else stays.
     assert Exam.objects.filter(pk__in=[live_session.exam.pk, lookalike.pk]).count() == 2
     assert ExamSession.objects.filter(pk=live_session.pk).exists()
     kept_event.refresh_from_db()
     assert os.path.exists(kept_event.evidence.path)
+    assert live.picture(str(live_session.public_id)) == b"kept-frame"
     assert get_user_model().objects.filter(pk__in=[proctor.pk, real_user.pk]).count() == 2
     assert Group.objects.filter(name="Proctor").exists()
     assert json.loads(_run("loadtest", "--cleanup", "--json"))["exams"] == 0
@@ -216,6 +231,8 @@ def test_it_reports_every_field_of_a_run_and_cleans_up(server_url, celery_worker
 
     assert RESULT_FIELDS <= set(result)
     assert result["connected"] + result["handshake_failures"] == 3
+    assert result["never_connected"] == 0
+    assert result["reconnects"] == {} and result["proctor_reconnects"] == {}, "nothing closed mid-run"
     assert result["frames_sent"] > 0
     assert 0 < result["frames_analysed"] <= result["frames_sent"]
     assert result["latency_ms"]["n"] > 0 and set(result["latency_ms"]) >= {"p50", "p95", "p99"}
@@ -262,3 +279,171 @@ def test_it_plots_results_against_candidates(tmp_path):
 
     assert "wrote" in _run("loadtest_plot", *runs, "--output", str(output))
     assert output.read_bytes().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------- like the exam page
+
+
+def test_it_waits_before_reconnecting_as_the_exam_page_does():
+    # static/js/socket.js: 1 s doubling to 15 s, each wait between half and all of its step.
+    for attempt, step in enumerate((1, 2, 4, 8, 15, 15, 15)):
+        waits = [runner.reconnect_delay(attempt) for _ in range(200)]
+        assert all(step / 2 <= wait <= step for wait in waits), (attempt, min(waits), max(waits))
+        assert len(set(waits)) > 1, "jittered"
+    assert runner.reconnect_delay(10_000) <= runner.LONGEST_WAIT_SECONDS
+
+
+@pytest.fixture(scope="module")
+def pools() -> dict[str, list[bytes]]:
+    return frames.build_pools(DEFAULT_PHOTOS, frames.pool_sizes(120, 2.0))
+
+
+def _load_run(
+    url: str, load: data.LoadExam, pools, *, proctors: int = 0, duration: float = 120
+) -> runner.LoadRun:
+    plan = runner.Plan(
+        base_url=url,
+        load=load,
+        walks=[frames.FrameWalk(pools, offset=7 * c.index, episodes=()) for c in load.candidates],
+        duration=duration,
+        interval=2.0,  # as every load exam below is made
+        ramp=0.0,
+        proctors=proctors,
+        drain=0.0,
+    )
+    return runner.LoadRun(plan, drained=lambda: True, progress=lambda line: None)
+
+
+async def _until(condition, *, within: float, what: str) -> None:
+    """Poll ``condition`` every 0.1 s; fail if it is still false after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"not within {within:g} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+# A page gets in, or is refused, within one handshake; a page that waits reconnects
+# within the longest backoff step.
+BACK_WITHIN = runner.HANDSHAKE_TIMEOUT + runner.LONGEST_WAIT_SECONDS
+
+
+@pytest.fixture
+def no_analysis():
+    """No Celery worker runs: every frame stays waiting, so the server sees each
+    stream lagging. The analysis tasks queued meanwhile are dropped afterwards."""
+    import redis
+    from django.conf import settings
+
+    yield
+    redis.Redis.from_url(settings.REDIS_URL).delete("celery")
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_it_keeps_retrying_while_another_tab_holds_the_session(server_url, pools, no_analysis):  # noqa: F811
+    load = data.load_exam_create(candidates=1, interval=2.0, encoding=_encoding())
+    run = _load_run(server_url, load, pools)
+    token = load.candidates[0].token
+
+    async def scenario() -> runner.Observations:
+        async with connect(
+            f"{run.plan.ws_url}/ws/take/{token}/?resume=another-tab-0001", origin=server_url
+        ) as other_tab:
+            assert json.loads(await other_tab.recv())["type"] == "status"
+            task = asyncio.create_task(run.run())
+            await _until(
+                lambda: run.obs.reconnects["closed_before_status_4409"] >= 2,
+                within=2 * BACK_WITHIN,
+                what="the candidate retried after 'duplicate_session'",
+            )
+        await _until(lambda: run.obs.connected == 1, within=BACK_WITHIN, what="it got in")
+        run.stop_streaming.set()
+        return await task
+
+    obs = asyncio.run(scenario())
+
+    assert obs.connected == 1 and obs.reconnected == 0
+    assert set(obs.reconnects) == {"closed_before_status_4409"}
+    assert obs.handshake_failures == obs.reconnects, "every refusal was followed by a retry"
+    assert obs.server_errors["duplicate_session"] == obs.reconnects["closed_before_status_4409"]
+    assert "taken_over" not in obs.server_errors
+    session = ExamSession.objects.get(public_id=load.candidates[0].session_id)
+    assert session.events.filter(type="duplicate_session").count() == 1, "recorded once per claim"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_it_never_reconnects_after_a_fatal_error(server_url, pools):  # noqa: F811
+    load = data.load_exam_create(candidates=1, interval=2.0, encoding=_encoding())
+    session = ExamSession.objects.get(public_id=load.candidates[0].session_id)
+    session.submit(now=timezone.now())
+    session.save()
+    run = _load_run(server_url, load, pools)
+
+    async def scenario() -> None:
+        # The candidate gives up by itself; a retry would keep it going until the run ends.
+        await asyncio.wait_for(run.candidate(0, 0.0), timeout=BACK_WITHIN)
+
+    asyncio.run(scenario())
+
+    assert run.obs.handshake_failures == {"error_not_in_progress": 1}
+    assert run.obs.reconnects == {} and run.obs.connected == 0
+    assert run.pages[0].finished
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_it_sends_frames_at_the_pace_the_server_asks(server_url, pools, no_analysis):  # noqa: F811
+    load = data.load_exam_create(candidates=2, interval=2.0, encoding=_encoding())
+    duration = 12.0
+    run = _load_run(server_url, load, pools, duration=duration)
+
+    obs = asyncio.run(run.run())
+
+    # No frame is ever analysed, so from its second frame the server finds each
+    # stream lagging and asks for a longer interval.
+    assert obs.connected == 2
+    assert obs.slowed_down == {0, 1}
+    assert obs.max_interval_asked > 2.0
+    assert all(page.interval > 2.0 for page in run.pages)
+    assert obs.frames_sent < 2 * frames.frames_in(duration, 2.0), "fewer frames than at the exam's pace"
+    assert "too_fast" not in obs.server_errors
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_it_reconnects_candidates_and_proctors_after_a_server_restart(transactional_db, tmp_path, pools):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    daphne = daphne_start(port=port, env=service_env(), log=tmp_path / "daphne-1.log")
+    load = data.load_exam_create(candidates=2, interval=2.0, encoding=_encoding())
+    run = _load_run(url, load, pools, proctors=1)
+
+    async def scenario() -> runner.Observations:
+        nonlocal daphne
+        task = asyncio.create_task(run.run())
+        await _until(lambda: run.obs.connected == 2, within=BACK_WITHIN, what="both connected")
+        await asyncio.to_thread(process_stop, daphne)
+        daphne = await asyncio.to_thread(
+            daphne_start, port=port, env=service_env(), log=tmp_path / "daphne-2.log"
+        )
+        await _until(
+            lambda: run.obs.reconnected == 2 and len(run.obs.proctor_opened) == 2,
+            within=BACK_WITHIN,
+            what="both candidates and the proctor came back",
+        )
+        run.stop_streaming.set()
+        return await task
+
+    try:
+        obs = asyncio.run(scenario())
+    finally:
+        process_stop(daphne)
+
+    assert obs.connected == 2 and obs.reconnected == 2
+    assert sum(obs.reconnects.values()) >= 2 and sum(obs.proctor_failures.values()) >= 1
+    # The same resume id takes the session straight back from the socket that died with the server.
+    assert "duplicate_session" not in obs.server_errors and "taken_over" not in obs.server_errors
+    assert [index for index, _ in obs.candidate_opened].count(0) == 2
