@@ -12,6 +12,7 @@ candidate is left alone.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from django.utils import timezone
 from exams import live
 from exams.access import PROCTOR_GROUP
 from exams.analysis import intake
-from exams.analysis.queue import frame_queue
+from exams.analysis.queue import BUSY_TTL_SECONDS, frame_queue
 from exams.models import Candidate, Event, Exam, ExamSession
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,14 @@ def load_data_remove(*, code: str | None = None) -> dict[str, int]:
     and reference files, waiting frames and thumbnails, and the load-test
     proctor users with their sign-in sessions. Returns what was removed, by kind."""
     exams = list(_load_exams(code))
+    # End the attempts first, so the workers stop analysing them, and give an
+    # analysis already under way (behind an overloaded run's backlog) time to
+    # store its result before the rows it writes to go away.
+    ExamSession.objects.filter(candidate__exam__in=exams).update(state=ExamSession.State.TERMINATED)
     sessions = list(ExamSession.objects.filter(candidate__exam__in=exams).values_list("public_id", flat=True))
+    deadline = time.monotonic() + BUSY_TTL_SECONDS
+    while time.monotonic() < deadline and not all(frame_queue().idle(intake.FRAME, str(s)) for s in sessions):
+        time.sleep(0.5)
     events = Event.objects.filter(session__candidate__exam__in=exams)
     files = 0
     for event in events.exclude(evidence=""):
