@@ -103,3 +103,34 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
+
+
+def _cell(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The figures docs/performance.md quotes, one row per run, as a Markdown table."""
+    lines = [
+        "| candidates | handshake failures | connect p95 ms | latency p50 / p95 / p99 ms "
+        "| analysed share | episodes alerted | worker CPU ms per analysed frame "
+        "| daphne CPU ms per sent frame | slowed down |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cpu = r.get("cpu") or {}
+        latency = r["latency_ms"]
+        ms = [latency.get(k) for k in ("p50", "p95", "p99")]
+        worker = cpu.get("worker_per_analysed_frame_s")
+        daphne = cpu.get("daphne_per_sent_frame_s")
+        lines.append(
+            f"| {r['candidates']} | {r['handshake_failures']} | {_cell(r['connect_ms'].get('p95'))} "
+            f"| {' / '.join(_cell(v) for v in ms)} | {_cell(r['analysed_share'], 3)} "
+            f"| {r['episodes_alerted']} of {r['episodes']} "
+            f"| {_cell(None if worker is None else worker * 1000, 1)} "
+            f"| {_cell(None if daphne is None else daphne * 1000, 1)} "
+            f"| {_cell(r.get('slowed_down'))} |"
+        )
+    return "\n".join(lines) + "\n"
