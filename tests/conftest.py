@@ -70,6 +70,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def has_failed(request) -> bool:
+    """Whether the requesting test failed in its setup or its call (for fixtures that
+    print their server's log only then)."""
+    reports = (getattr(request.node, f"rep_{when}", None) for when in ("setup", "call"))
+    return any(report is not None and report.failed for report in reports)
+
+
 @pytest.fixture
 def _required_service_missing(request):
     reason = dict(request.node.user_properties).get("missing", "")

@@ -108,9 +108,8 @@ class Drill:
     run: LoadRun | None = None
     queue: RedisFrameQueue | None = None
     phases: list[dict] = field(default_factory=list)
-    counters: Counter = field(
-        default_factory=Counter
-    )  # frame counters of this run, summed over Redis restarts
+    # The queue's frame counters over this run, summed across Redis restarts.
+    counters: Counter = field(default_factory=Counter)
     _counted: Counter = field(default_factory=Counter)  # the Redis hash as last read
 
     def setup(self) -> None:
@@ -122,6 +121,7 @@ class Drill:
             frames.FrameWalk(
                 self.pools,
                 offset=7 * i,
+                # The script's first episode only: a second person from 4 s to 12 s.
                 episodes=frames.episodes_for(20, INTERVAL)[:1] if i in SCRIPTED else (),
             )
             for i in range(CANDIDATES)
@@ -148,10 +148,14 @@ class Drill:
         return Counter(self.queue.stats(intake.FRAME).counters)
 
     def count_frames(self) -> None:
-        """Add what the queue counted since the last read (Redis forgets it on a restart)."""
+        """Add what the queue counted since the last read."""
         now = self._read_counters()
         self.counters.update(now - self._counted)
         self._counted = now
+
+    def redis_restarted(self) -> None:
+        """A restarted Redis counts from zero (it keeps nothing: --save "")."""
+        self._counted = Counter()
 
     def _wall(self, index: int, script_seconds: float) -> float:
         """The wall time at which candidate ``index`` is ``script_seconds`` into its script."""
@@ -236,7 +240,7 @@ class Drill:
             "proctor_reconnects": dict(Counter(obs.proctor_failures) - proctor_reconnects),
             "proctor_back_after_s": _rounded(min(proctor_back) - down) if proctor_back else None,
             "proctor_first_push_after_back_s": _rounded(
-                min(at for _, received, at in obs.analysed_pushes if at >= back) - back
+                min(at for _, _, at in obs.analysed_pushes if at >= back) - back
             ),
             "server_errors": dict(Counter(obs.server_errors) - errors),
             "candidates_slowed_down": len(obs.slowed_down - slowed),
@@ -414,7 +418,7 @@ def test_it_survives_a_redis_restart(drill):
         await asyncio.to_thread(drill.count_frames)
         down = time.time()
         await asyncio.to_thread(redis.stop)
-        drill._counted = Counter()  # the restarted Redis counts from zero
+        drill.redis_restarted()
         await asyncio.to_thread(redis.start)
         return down, time.time()
 
