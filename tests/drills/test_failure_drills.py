@@ -47,7 +47,7 @@ from exams.loadtest import cpu, frames
 from exams.loadtest.data import LoadCandidate, LoadExam
 from exams.loadtest.harness import DEFAULT_PHOTOS
 from exams.loadtest.runner import HANDSHAKE_TIMEOUT, LONGEST_WAIT_SECONDS, EpisodeRun, LoadRun, Plan
-from tests.conftest import process_stop
+from tests.conftest import process_stop, until
 from tests.drills.conftest import Stack
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -79,18 +79,6 @@ RECOVERY_SECONDS = (
 # the episode's last frame (its end, give or take an interval) has been analysed.
 SETTLED_SECONDS = CLOSE_AFTER_SECONDS + INTERVAL
 DETECTED_EVENTS = set(frames.EPISODE_EVENTS.values())
-
-
-async def _until(condition: Callable[[], bool], *, within: float, what: str) -> float:
-    """Poll ``condition`` every 0.1 s; fail if it is still false after ``within``
-    seconds. Returns the wall time it became true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"not within {within:g} s: {what}")
-        await asyncio.sleep(0.1)
-    return time.time()
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -179,8 +167,8 @@ class Drill:
         person has been alerted: the drill strikes while that event is open."""
         task = asyncio.create_task(self.run.run())
         obs = self.run.obs
-        await _until(lambda: obs.connected == CANDIDATES, within=RECOVERY_SECONDS, what="all connected")
-        await _until(
+        await until(lambda: obs.connected == CANDIDATES, within=RECOVERY_SECONDS, what="all connected")
+        await until(
             lambda: self.all_analysed_after(0), within=RECOVERY_SECONDS, what="every session analysed"
         )
         await self._alerted(list(obs.episodes), "the second person")
@@ -188,7 +176,7 @@ class Drill:
 
     async def _alerted(self, runs: list[EpisodeRun], what: str) -> None:
         end = max(self._wall(run.candidate, run.episode.end) for run in runs)
-        await _until(
+        await until(
             lambda: all(run.alerted_at for run in runs),
             within=max(0.0, end - time.time()) + RECOVERY_SECONDS,
             what=f"{what} alerted",
@@ -198,7 +186,7 @@ class Drill:
         """Until a frame received long enough after each episode's end has been
         analysed and pushed: its event has closed by then."""
         end = max(self._wall(run.candidate, run.episode.end) for run in runs)
-        await _until(
+        await until(
             lambda: all(self.analysed_after(run.session_id, end + SETTLED_SECONDS) for run in runs),
             within=max(0.0, end + SETTLED_SECONDS - time.time()) + RECOVERY_SECONDS,
             what=f"{what}: its event closed",
@@ -215,7 +203,7 @@ class Drill:
         await asyncio.to_thread(self.count_frames)
         began = time.time()
         down, back = await action()
-        await _until(
+        await until(
             lambda: self.all_analysed_after(back),
             within=RECOVERY_SECONDS,
             what=f"{name}: every candidate streams again and its frames are analysed and pushed",
@@ -379,7 +367,7 @@ def test_it_survives_a_worker_killed_in_the_middle_of_a_frame(drill):
         down = await asyncio.to_thread(_kill_mid_frame, drill.queue, [child], RECOVERY_SECONDS)
         # The worker's main process forks a new pool process and requeues the task
         # (reject_on_worker_lost), which finds the frame it lost and counts it.
-        back = await _until(
+        back = await until(
             lambda: bool(_pool_children(worker.pid) - {child}),
             within=RECOVERY_SECONDS,
             what="the worker forked a new pool process",
