@@ -8,6 +8,7 @@ chromium. Without them those tests are skipped, unless REQUIRE_SERVICES=1
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -68,6 +69,20 @@ def pytest_collection_modifyitems(config, items):
             item.user_properties.append(("missing", reason))
         else:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def has_failed(request) -> bool:
+    """Whether the requesting test failed in its setup or its call (for fixtures that
+    print their server's log only then)."""
+    reports = (getattr(request.node, f"rep_{when}", None) for when in ("setup", "call"))
+    return any(report is not None and report.failed for report in reports)
 
 
 @pytest.fixture
@@ -303,6 +318,18 @@ def daphne_start(*, port: int, env: dict[str, str], log: Path, timeout: float = 
             proc.terminate()
             pytest.fail(f"daphne did not answer on {url}:\n{log.read_text()}")
         time.sleep(0.2)
+
+
+async def until(condition, *, within: float, what: str) -> float:
+    """Poll ``condition`` every 0.1 s on the running loop; fail if it is still
+    false after ``within`` seconds. Returns the wall time it became true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"not within {within:g} s: {what}")
+        await asyncio.sleep(0.1)
+    return time.time()
 
 
 def celery_worker_start(

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE, ROOT, celery_worker_start, daphne_start, free_port, process_stop
+from tests.conftest import (
+    REQUIRE,
+    ROOT,
+    celery_worker_start,
+    daphne_start,
+    free_port,
+    has_failed,
+    process_stop,
+)
 
 START_TIMEOUT = 30  # seconds a service may take to answer after it starts
 
@@ -249,13 +257,5 @@ def stack(private_services, tmp_path, request) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
+        if has_failed(request):
             print(stack.logs())
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)

@@ -14,8 +14,10 @@ then breaks something:
 3. stop PostgreSQL for PG_DOWN_SECONDS;
 4. restart daphne on the same port.
 
-After each, every candidate must stream again and have fresh frames analysed,
-the proctor must be told again, no event may be stored twice, and every frame
+Each drill strikes while a scripted second person's event is open. After it,
+every candidate must stream again and have fresh frames analysed, the proctor
+must be told again (and alerted of an empty seat shown once the server is
+back), no event may be stored twice or left open, and every frame
 the server took for analysis must be analysed or counted lost. Every wait is
 bounded by the code's own timeouts (RECOVERY_SECONDS). The measured outcome
 of each drill is printed as one JSON line (run pytest with -s to see it), and
@@ -44,8 +46,8 @@ from exams.consumers import PROCTOR_RECHECK_SECONDS
 from exams.loadtest import cpu, frames
 from exams.loadtest.data import LoadCandidate, LoadExam
 from exams.loadtest.harness import DEFAULT_PHOTOS
-from exams.loadtest.runner import HANDSHAKE_TIMEOUT, LONGEST_WAIT_SECONDS, LoadRun, Plan
-from tests.conftest import process_stop
+from exams.loadtest.runner import HANDSHAKE_TIMEOUT, LONGEST_WAIT_SECONDS, EpisodeRun, LoadRun, Plan
+from tests.conftest import process_stop, until
 from tests.drills.conftest import Stack
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -73,22 +75,10 @@ RECOVERY_SECONDS = (
     + intake.SLOWEST_PACE * INTERVAL
     + INTERVAL
 )
-# An episode has become an event, or an event has closed, once a frame this long
-# after its scene started or ended has been analysed and pushed.
+# An episode's event has closed once a frame the server received this long after
+# the episode's last frame (its end, give or take an interval) has been analysed.
 SETTLED_SECONDS = CLOSE_AFTER_SECONDS + INTERVAL
 DETECTED_EVENTS = set(frames.EPISODE_EVENTS.values())
-
-
-async def _until(condition: Callable[[], bool], *, within: float, what: str) -> float:
-    """Poll ``condition`` every 0.1 s; fail if it is still false after ``within``
-    seconds. Returns the wall time it became true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"not within {within:g} s: {what}")
-        await asyncio.sleep(0.1)
-    return time.time()
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -106,9 +96,8 @@ class Drill:
     run: LoadRun | None = None
     queue: RedisFrameQueue | None = None
     phases: list[dict] = field(default_factory=list)
-    counters: Counter = field(
-        default_factory=Counter
-    )  # frame counters of this run, summed over Redis restarts
+    # The queue's frame counters over this run, summed across Redis restarts.
+    counters: Counter = field(default_factory=Counter)
     _counted: Counter = field(default_factory=Counter)  # the Redis hash as last read
 
     def setup(self) -> None:
@@ -120,6 +109,7 @@ class Drill:
             frames.FrameWalk(
                 self.pools,
                 offset=7 * i,
+                # The script's first episode only: a second person from 4 s to 12 s.
                 episodes=frames.episodes_for(20, INTERVAL)[:1] if i in SCRIPTED else (),
             )
             for i in range(CANDIDATES)
@@ -146,10 +136,14 @@ class Drill:
         return Counter(self.queue.stats(intake.FRAME).counters)
 
     def count_frames(self) -> None:
-        """Add what the queue counted since the last read (Redis forgets it on a restart)."""
+        """Add what the queue counted since the last read."""
         now = self._read_counters()
         self.counters.update(now - self._counted)
         self._counted = now
+
+    def redis_restarted(self) -> None:
+        """A restarted Redis counts from zero (it keeps nothing: --save "")."""
+        self._counted = Counter()
 
     def _wall(self, index: int, script_seconds: float) -> float:
         """The wall time at which candidate ``index`` is ``script_seconds`` into its script."""
@@ -169,40 +163,47 @@ class Drill:
     # ---------------------------------------------------------------- the run
 
     async def start(self) -> asyncio.Task:
+        """Start the run; return once every candidate streams and the scripted second
+        person has been alerted: the drill strikes while that event is open."""
         task = asyncio.create_task(self.run.run())
         obs = self.run.obs
-        await _until(lambda: obs.connected == CANDIDATES, within=RECOVERY_SECONDS, what="all connected")
-        await _until(
+        await until(lambda: obs.connected == CANDIDATES, within=RECOVERY_SECONDS, what="all connected")
+        await until(
             lambda: self.all_analysed_after(0), within=RECOVERY_SECONDS, what="every session analysed"
         )
-        # The scripted second person has been alerted and its event has closed.
-        end = max(self._wall(i, self.run.plan.walks[i].episodes[0].end) for i in SCRIPTED)
-        await _until(
-            lambda: all(run.alerted_at for run in obs.episodes),
-            within=RECOVERY_SECONDS,
-            what="episode alerted",
-        )
-        await _until(
-            lambda: all(
-                self.analysed_after(self.load.candidates[i].session_id, end + SETTLED_SECONDS)
-                for i in SCRIPTED
-            ),
-            within=end + SETTLED_SECONDS + RECOVERY_SECONDS - time.time(),
-            what="the episode's event closed",
-        )
+        await self._alerted(list(obs.episodes), "the second person")
         return task
 
-    async def phase(self, name: str, action: Callable[[], Awaitable[float]]) -> dict:
-        """Run ``action`` (it returns the wall time its service was back) and wait
-        until every session has a frame received after that analysed and pushed."""
+    async def _alerted(self, runs: list[EpisodeRun], what: str) -> None:
+        end = max(self._wall(run.candidate, run.episode.end) for run in runs)
+        await until(
+            lambda: all(run.alerted_at for run in runs),
+            within=max(0.0, end - time.time()) + RECOVERY_SECONDS,
+            what=f"{what} alerted",
+        )
+
+    async def _closed(self, runs: list[EpisodeRun], what: str) -> None:
+        """Until a frame received long enough after each episode's end has been
+        analysed and pushed: its event has closed by then."""
+        end = max(self._wall(run.candidate, run.episode.end) for run in runs)
+        await until(
+            lambda: all(self.analysed_after(run.session_id, end + SETTLED_SECONDS) for run in runs),
+            within=max(0.0, end + SETTLED_SECONDS - time.time()) + RECOVERY_SECONDS,
+            what=f"{what}: its event closed",
+        )
+
+    async def phase(self, name: str, action: Callable[[], Awaitable[tuple[float, float]]]) -> dict:
+        """Run ``action`` (it returns the wall times its service went down and was
+        back) and wait until every session has a frame received after that
+        analysed and pushed. Times in the outcome count from the service going down."""
         obs = self.run.obs
         reconnects, proctor_reconnects = Counter(obs.reconnects), Counter(obs.proctor_failures)
         slowed = set(obs.slowed_down)
         errors = Counter(obs.server_errors)
         await asyncio.to_thread(self.count_frames)
         began = time.time()
-        back = await action()
-        await _until(
+        down, back = await action()
+        await until(
             lambda: self.all_analysed_after(back),
             within=RECOVERY_SECONDS,
             what=f"{name}: every candidate streams again and its frames are analysed and pushed",
@@ -217,17 +218,17 @@ class Drill:
         proctor_back = [at for _, at in obs.proctor_opened if at >= began]
         outcome = {
             "phase": name,
-            "service_down_s": _rounded(back - began),
+            "service_down_s": _rounded(back - down),
             "candidates_dropped": len(dropped),
             "candidates_back": len(reopened),
-            "candidates_back_after_s": _rounded(max(reopened.values()) - began) if reopened else None,
+            "candidates_back_after_s": _rounded(max(reopened.values()) - down) if reopened else None,
             "reconnects": dict(Counter(obs.reconnects) - reconnects),
-            "all_analysed_again_after_s": _rounded(max(analysed_again) - began),
+            "all_analysed_again_after_s": _rounded(max(analysed_again) - down),
             "all_analysed_again_after_back_s": _rounded(max(analysed_again) - back),
             "proctor_reconnects": dict(Counter(obs.proctor_failures) - proctor_reconnects),
-            "proctor_back_after_s": _rounded(min(proctor_back) - began) if proctor_back else None,
+            "proctor_back_after_s": _rounded(min(proctor_back) - down) if proctor_back else None,
             "proctor_first_push_after_back_s": _rounded(
-                min(at for _, received, at in obs.analysed_pushes if at >= back) - back
+                min(at for _, _, at in obs.analysed_pushes if at >= back) - back
             ),
             "server_errors": dict(Counter(obs.server_errors) - errors),
             "candidates_slowed_down": len(obs.slowed_down - slowed),
@@ -238,24 +239,13 @@ class Drill:
         return outcome
 
     async def finish(self, task: asyncio.Task) -> dict:
-        """Show an empty seat on the scripted candidates, see it alerted and closed,
-        end the run and gather the figures."""
+        """See the second person's event close, show an empty seat on the scripted
+        candidates and see it alerted and closed, end the run and gather the figures."""
         obs = self.run.obs
+        await self._closed(list(obs.episodes), "the second person")
         episodes = [self.run.play(i, "no_face", after=INTERVAL) for i in SCRIPTED]
-        await _until(
-            lambda: all(run.alerted_at for run in episodes),
-            within=INTERVAL + frames.EPISODE_SECONDS + RECOVERY_SECONDS,
-            what="the empty seat after the drill was alerted",
-        )
-        end = max(self._wall(run.candidate, run.episode.end) for run in episodes)
-        await _until(
-            lambda: all(
-                self.analysed_after(self.load.candidates[i].session_id, end + SETTLED_SECONDS)
-                for i in SCRIPTED
-            ),
-            within=end + SETTLED_SECONDS + RECOVERY_SECONDS - time.time(),
-            what="its event closed",
-        )
+        await self._alerted(episodes, "the empty seat after the drill")
+        await self._closed(episodes, "the empty seat after the drill")
         self.run.stop_streaming.set()
         await task
         await asyncio.to_thread(self.count_frames)
@@ -288,7 +278,8 @@ def _event_counts(report: dict) -> dict[str, int]:
 
 def _check_events(load: LoadExam, report: dict) -> None:
     """No event stored twice: per session and key, events never overlap, and each
-    scripted episode is exactly one event."""
+    scripted episode is exactly one event, closed once the episode is over (the
+    first one spans the drill)."""
     for candidate in load.candidates:
         events = report[candidate.session_id]["events"]
         by_key: dict[str, list[dict]] = {}
@@ -322,7 +313,12 @@ def _check(drill: Drill, result: dict, *, redis_restarted: bool = False) -> None
 
 
 def _record(name: str, drill: Drill, result: dict) -> None:
-    out = {"drill": name, "phases": drill.phases, **{k: v for k, v in result.items() if k != "sessions"}}
+    out = {
+        "drill": name,
+        "recovery_bound_s": RECOVERY_SECONDS,
+        "phases": drill.phases,
+        **{k: v for k, v in result.items() if k != "sessions"},
+    }
     line = json.dumps(out)
     print(f"\nDRILL {line}")
     folder = os.environ.get("DRILL_RESULTS")
@@ -350,15 +346,14 @@ def _pool_children(worker_pid: int) -> set[int]:
     return set(cpu.with_descendants([worker_pid])) - {worker_pid}
 
 
-def _kill_mid_frame(queue: RedisFrameQueue, pids: list[int], within: float) -> str:
-    """SIGKILL ``pids`` as soon as an analyser holds a frame; returns that frame's key."""
+def _kill_mid_frame(queue: RedisFrameQueue, pids: list[int], within: float) -> float:
+    """SIGKILL ``pids`` as soon as an analyser holds a frame; returns when."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        inflight = queue.redis.keys(f"proctor:{intake.FRAME}-inflight:*")
-        if inflight:
+        if queue.redis.keys(f"proctor:{intake.FRAME}-inflight:*"):
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
-            return inflight[0].decode()
+            return time.time()
         time.sleep(0.005)
     pytest.fail(f"no frame was in analysis within {within:g} s")
 
@@ -367,25 +362,26 @@ def test_it_survives_a_worker_killed_in_the_middle_of_a_frame(drill):
     stack = drill.stack
     worker = stack.workers[0]
 
-    async def kill_pool_process() -> float:
+    async def kill_pool_process() -> tuple[float, float]:
         (child,) = _pool_children(worker.pid)
-        await asyncio.to_thread(_kill_mid_frame, drill.queue, [child], RECOVERY_SECONDS)
+        down = await asyncio.to_thread(_kill_mid_frame, drill.queue, [child], RECOVERY_SECONDS)
         # The worker's main process forks a new pool process and requeues the task
         # (reject_on_worker_lost), which finds the frame it lost and counts it.
-        return await _until(
+        back = await until(
             lambda: bool(_pool_children(worker.pid) - {child}),
             within=RECOVERY_SECONDS,
             what="the worker forked a new pool process",
         )
+        return down, back
 
-    async def kill_worker_and_start_another() -> float:
+    async def kill_worker_and_start_another() -> tuple[float, float]:
         pids = [*_pool_children(worker.pid), worker.pid]
-        await asyncio.to_thread(_kill_mid_frame, drill.queue, pids, RECOVERY_SECONDS)
+        down = await asyncio.to_thread(_kill_mid_frame, drill.queue, pids, RECOVERY_SECONDS)
         await asyncio.to_thread(worker.wait)
         # The dead worker's task stays unacknowledged in Redis (for the broker's
         # visibility timeout); its session's busy flag expires after BUSY_TTL_SECONDS.
         await asyncio.to_thread(stack.start_worker)
-        return time.time()
+        return down, time.time()
 
     async def scenario() -> dict:
         task = await drill.start()
@@ -406,12 +402,13 @@ def test_it_survives_a_worker_killed_in_the_middle_of_a_frame(drill):
 def test_it_survives_a_redis_restart(drill):
     redis = drill.stack.services.redis
 
-    async def restart_redis() -> float:
+    async def restart_redis() -> tuple[float, float]:
         await asyncio.to_thread(drill.count_frames)
+        down = time.time()
         await asyncio.to_thread(redis.stop)
-        drill._counted = Counter()  # the restarted Redis counts from zero
+        drill.redis_restarted()
         await asyncio.to_thread(redis.start)
-        return time.time()
+        return down, time.time()
 
     async def scenario() -> dict:
         task = await drill.start()
@@ -426,11 +423,12 @@ def test_it_survives_a_redis_restart(drill):
 def test_it_survives_postgres_stopped_for_ten_seconds(drill):
     postgres = drill.stack.services.postgres
 
-    async def stop_postgres() -> float:
+    async def stop_postgres() -> tuple[float, float]:
+        down = time.time()
         await asyncio.to_thread(postgres.stop)
         await asyncio.sleep(PG_DOWN_SECONDS)
         await asyncio.to_thread(postgres.start)
-        return time.time()
+        return down, time.time()
 
     async def scenario() -> dict:
         task = await drill.start()
@@ -445,10 +443,11 @@ def test_it_survives_postgres_stopped_for_ten_seconds(drill):
 def test_it_survives_a_daphne_restart(drill):
     stack = drill.stack
 
-    async def restart_daphne() -> float:
+    async def restart_daphne() -> tuple[float, float]:
+        down = time.time()
         await asyncio.to_thread(process_stop, stack.daphne)
         await asyncio.to_thread(stack.start_daphne)
-        return time.time()
+        return down, time.time()
 
     async def scenario() -> dict:
         task = await drill.start()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, daphne_start, free_port, process_stop, service_env
+from tests.conftest import CHROMIUM, daphne_start, free_port, has_failed, process_stop, service_env
 from tests.e2e.fake_webcam import write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,18 +39,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
-def _failed(request) -> bool:
-    reports = (getattr(request.node, f"rep_{when}", None) for when in ("setup", "call"))
-    return any(report is not None and report.failed for report in reports)
-
-
 @pytest.fixture
 def server_url(transactional_db, tmp_path, request) -> Iterator[str]:
     """``http://127.0.0.1:<port>``: daphne serving proctor.asgi against the test database."""
@@ -59,7 +47,7 @@ def server_url(transactional_db, tmp_path, request) -> Iterator[str]:
     proc = daphne_start(port=port, env=service_env(), log=log)
     yield f"http://127.0.0.1:{port}"
     process_stop(proc, timeout=10)
-    if _failed(request):
+    if has_failed(request):
         print(f"\n---- daphne log ----\n{log.read_text()[-6000:]}")
 
 

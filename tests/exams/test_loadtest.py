@@ -26,7 +26,7 @@ from exams import live
 from exams.loadtest import cpu, data, frames, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, Exam, ExamSession
-from tests.conftest import daphne_start, free_port, process_stop, service_env
+from tests.conftest import daphne_start, free_port, process_stop, service_env, until
 from tests.e2e.conftest import server_url  # noqa: F401  (a fixture: daphne on a free port)
 
 RESULT_FIELDS = {
@@ -314,16 +314,6 @@ def _load_run(
     return runner.LoadRun(plan, drained=lambda: True, progress=lambda line: None)
 
 
-async def _until(condition, *, within: float, what: str) -> None:
-    """Poll ``condition`` every 0.1 s; fail if it is still false after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"not within {within:g} s: {what}")
-        await asyncio.sleep(0.1)
-
-
 # A page gets in, or is refused, within one handshake; a page that waits reconnects
 # within the longest backoff step.
 BACK_WITHIN = runner.HANDSHAKE_TIMEOUT + runner.LONGEST_WAIT_SECONDS
@@ -353,12 +343,12 @@ def test_it_keeps_retrying_while_another_tab_holds_the_session(server_url, pools
         ) as other_tab:
             assert json.loads(await other_tab.recv())["type"] == "status"
             task = asyncio.create_task(run.run())
-            await _until(
+            await until(
                 lambda: run.obs.reconnects["closed_before_status_4409"] >= 2,
                 within=2 * BACK_WITHIN,
                 what="the candidate retried after 'duplicate_session'",
             )
-        await _until(lambda: run.obs.connected == 1, within=BACK_WITHIN, what="it got in")
+        await until(lambda: run.obs.connected == 1, within=BACK_WITHIN, what="it got in")
         run.stop_streaming.set()
         return await task
 
@@ -424,12 +414,12 @@ def test_it_reconnects_candidates_and_proctors_after_a_server_restart(transactio
     async def scenario() -> runner.Observations:
         nonlocal daphne
         task = asyncio.create_task(run.run())
-        await _until(lambda: run.obs.connected == 2, within=BACK_WITHIN, what="both connected")
+        await until(lambda: run.obs.connected == 2, within=BACK_WITHIN, what="both connected")
         await asyncio.to_thread(process_stop, daphne)
         daphne = await asyncio.to_thread(
             daphne_start, port=port, env=service_env(), log=tmp_path / "daphne-2.log"
         )
-        await _until(
+        await until(
             lambda: run.obs.reconnected == 2 and len(run.obs.proctor_opened) == 2,
             within=BACK_WITHIN,
             what="both candidates and the proctor came back",
