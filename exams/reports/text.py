@@ -31,10 +31,32 @@ def report_json(exam: Exam) -> str:
     return json.dumps({"exam": str(exam.code), "title": exam.title, "sessions": exam_report(exam)}, indent=2)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula
+# (=HYPERLINK(...) in a candidate's name, say): OWASP's "CSV injection".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value``, with a text cell that a spreadsheet would run as a formula
+    prefixed by an apostrophe, so that it is shown as the text it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    def __init__(self, out) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
 def report_csv(exam: Exam) -> str:
-    """One row per event; a session without events still gets one row."""
+    """One row per event; a session without events still gets one row. Text
+    cells that a spreadsheet would run as formulas are neutralised."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     for s in exam_report(exam):
         head = [

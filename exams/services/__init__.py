@@ -66,6 +66,7 @@ from exams.services.roster import (
     exam_create,
     reference_encodings,
     roster_import,
+    roster_photo,
     roster_rows,
     session_for_candidate,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "exam_create",
     "reference_encodings",
     "roster_import",
+    "roster_photo",
     "roster_rows",
     "session_for_candidate",
     "events_close_open",

@@ -54,21 +54,45 @@ class RosterError(ValueError):
 ROSTER_COLUMNS = ("name", "email", "photo")
 
 
+# The columns' sizes: a longer value would stop the import halfway on PostgreSQL.
+NAME_MAX = Candidate._meta.get_field("name").max_length
+EMAIL_MAX = Candidate._meta.get_field("email").max_length
+
+
 def roster_rows(text: str) -> list[dict[str, Any]]:
     """Parse roster CSV text (already decoded, byte-order mark removed) into
     ``{"line", "name", "email", "photo"}`` dicts, stripped.
 
-    Raises ValueError when a column is missing; row-level problems are left to
-    ``candidate_add`` so that one bad row never stops the others.
+    Raises ValueError when a column is missing or the file is not CSV the
+    csv module can read (a field over its size limit, say); row-level problems
+    are left to ``candidate_add`` so that one bad row never stops the others.
     """
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = set(ROSTER_COLUMNS) - set(reader.fieldnames or [])
-    if missing:
-        raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
-    return [
-        {"line": line, **{column: (row.get(column) or "").strip() for column in ROSTER_COLUMNS}}
-        for line, row in enumerate(reader, start=2)
-    ]
+    try:
+        missing = set(ROSTER_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"roster CSV lacks column(s): {', '.join(sorted(missing))}")
+        return [
+            {"line": line, **{column: (row.get(column) or "").strip() for column in ROSTER_COLUMNS}}
+            for line, row in enumerate(reader, start=2)
+        ]
+    except csv.Error as exc:
+        raise ValueError(f"the roster is not readable CSV (line {reader.line_num}): {exc}") from None
+
+
+def roster_photo(csv_path: Path, photo: str) -> bytes:
+    """The bytes of a roster row's photo: a regular file in the CSV's folder or
+    below it. Anything else gets the same answer, so that the error never
+    tells which files exist on the server."""
+    folder = csv_path.parent.resolve()
+    refused = RosterError(f"photo {photo}: not a readable image file in the roster's folder")
+    try:
+        path = (folder / photo).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():  # no ../, no FIFO, no device
+            raise refused
+        return path.read_bytes()
+    except OSError:
+        raise refused from None
 
 
 def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
@@ -89,6 +113,10 @@ def candidate_add(
     email = email.strip().lower()
     if not name.strip():
         raise RosterError("name is empty")
+    if len(name.strip()) > NAME_MAX:
+        raise RosterError(f"name is longer than {NAME_MAX} characters")
+    if len(email) > EMAIL_MAX:
+        raise RosterError(f"email address is longer than {EMAIL_MAX} characters")
     try:
         validate_email(email)
     except ValidationError:
@@ -127,10 +155,7 @@ def roster_import(
         photo_bytes = b""
         try:
             if photo:
-                try:
-                    photo_bytes = (csv_path.parent / photo).resolve().read_bytes()
-                except OSError as exc:
-                    raise RosterError(f"cannot read photo {photo}: {exc.strerror or exc}") from None
+                photo_bytes = roster_photo(csv_path, photo)
             candidate = candidate_add(
                 exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes
             )

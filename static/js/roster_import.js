@@ -57,8 +57,11 @@
     tbody.appendChild(tr);
   }
 
+  // A cell a spreadsheet would run as a formula (=HYPERLINK(...) in a name)
+  // gets an apostrophe in front, as the server's CSV export does.
   function csvCell(value) {
-    const text = String(value == null ? "" : value);
+    let text = String(value == null ? "" : value);
+    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
     return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   }
 

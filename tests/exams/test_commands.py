@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from exams.models import AuditEntry, Candidate, Event, Exam
-from tests.conftest import PHOTOS
+from tests.conftest import PHOTOS, photo_bytes
 
 
 def _run(*args) -> str:
@@ -78,7 +78,7 @@ def test_it_imports_good_rows_and_explains_bad_ones(exam, roster):
         assert by_email[ok]["error"] == "" and by_email[ok]["link"].startswith("/take/"), ok
     assert "2 faces" in by_email["two@example.org"]["error"]
     assert by_email["wall@example.org"]["error"] and by_email["wall@example.org"]["link"] == ""
-    assert "cannot read photo" in by_email["missing@example.org"]["error"]
+    assert "not a readable image file in the roster's folder" in by_email["missing@example.org"]["error"]
     assert "not a valid email" in by_email["not-an-email"]["error"]
     assert Candidate.objects.filter(exam=exam).count() == 3
     assert len(Candidate.objects.get(email="barack@example.org").reference_encodings[0]) == 128
@@ -89,6 +89,48 @@ def test_it_imports_good_rows_and_explains_bad_ones(exam, roster):
         r["email"]: r["link"] for r in rows if not r["error"]
     }
     assert Candidate.objects.filter(exam=exam).count() == 3
+
+
+@pytest.mark.django_db
+def test_it_refuses_hostile_roster_rows_and_imports_the_rest(exam, tmp_path):
+    """Paths out of the roster's folder, a FIFO, over-long values: each row gets the
+    same kind of error and the import goes on; nothing tells which files exist."""
+    import os
+
+    folder = tmp_path / "roster"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.jpg")  # reading it would hang the import
+    (tmp_path / "outside.jpg").write_bytes(photo_bytes("obama.jpg"))
+    rows = [
+        ("Traversal", "t@example.org", "../../../../etc/passwd"),
+        ("Absolute", "a@example.org", "/etc/hostname"),
+        ("Outside", "o@example.org", "../outside.jpg"),
+        ("Fifo", "f@example.org", "pipe.jpg"),
+        ("N" * 201, "long-name@example.org", ""),
+        ("Long Email", "x" * 250 + "@example.org", ""),
+        ("Fine", "fine@example.org", ""),
+    ]
+    path = folder / "roster.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("name", "email", "photo"), *rows])
+    result = {
+        r["email"]: r["error"] for r in json.loads(_run("import_roster", str(exam.code), str(path), "--json"))
+    }
+    same = "not a readable image file in the roster's folder"
+    for email in ("t@example.org", "a@example.org", "o@example.org", "f@example.org"):
+        assert same in result[email], email
+    assert "longer than 200" in result["long-name@example.org"]
+    assert "longer than 254" in result["x" * 250 + "@example.org"]
+    assert result["fine@example.org"] == ""
+    assert list(Candidate.objects.filter(exam=exam).values_list("email", flat=True)) == ["fine@example.org"]
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_csv_field_over_the_csv_module_limit(exam, tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text('name,email,photo\n"' + "x" * 200_000 + '",a@example.org,\n')
+    with pytest.raises(CommandError, match="not readable CSV"):
+        _run("import_roster", str(exam.code), str(path))
 
 
 @pytest.mark.django_db
@@ -151,3 +193,16 @@ def test_it_seeds_a_demo_that_can_run_twice(settings, tmp_path, monkeypatch):
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("demo-password-1")
     assert first.count("/take/") == second.count("/take/") == 3
+
+
+@pytest.mark.django_db
+def test_it_exports_a_formula_looking_name_as_text(exam):
+    from exams import reports
+    from tests.conftest import _candidate
+
+    _candidate(exam, '=HYPERLINK("http://evil.example","click")', "evil@example.org")
+    _candidate(exam, "-2+3", "minus@example.org")
+    rows = list(csv.reader(io.StringIO(reports.report_csv(exam))))
+    names = {row[1]: row[0] for row in rows[1:]}
+    assert names["evil@example.org"] == '\'=HYPERLINK("http://evil.example","click")'
+    assert names["minus@example.org"] == "'-2+3"
