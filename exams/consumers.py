@@ -58,6 +58,11 @@ MAX_TEXT_BYTES = 4096
 # Bad messages are audited, but a broken client must not flood the audit log.
 MAX_AUDITED_ERRORS = 20
 CHAT_BURST, CHAT_WINDOW_SECONDS = 5, 30
+# The page sends a signal when the tab hides or shows, full screen changes, or
+# text is copied: a few a minute. A toggling script made 150 events from 300.
+SIGNAL_BURST, SIGNAL_WINDOW_SECONDS = 10, 10
+# The page sends a heartbeat every 5 s.
+HEARTBEAT_BURST, HEARTBEAT_WINDOW_SECONDS = 3, 5
 
 CLOSE_REFUSED = 4403
 CLOSE_DUPLICATE = 4409  # the page retries: it gets in once the other tab or device is gone
@@ -143,6 +148,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.errors = 0
         self.frame_times: deque[float] = deque()
         self.chat_times: deque[float] = deque()
+        self.message_times: dict[str, deque[float]] = {}
         self.refreshed_at = 0.0
         self.resume = _resume_id(self.scope.get("query_string", b""))
         await self.accept()
@@ -162,7 +168,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         try:
             session = await _candidate_session(token)
         except TokenRefused as exc:
-            await _audit_refusal("websocket_refused", {"reason": exc.code})
+            await database_sync_to_async(services.audit_anonymous_refusal)(
+                action="websocket_refused", reason=exc.code
+            )
             await self.fatal(exc.code, exc.reason, CLOSE_REFUSED)
             return
         if session.state != ExamSession.State.IN_PROGRESS:
@@ -272,6 +280,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             await self.refuse("malformed", "Message must be a JSON object.")
             return
         kind = message.get("type")
+        if kind in ("heartbeat", "signal") and not self.has_room_for(kind):
+            await self.refuse("too_fast", f"Too many {kind} messages; this one was dropped.")
+            return
         if kind == "heartbeat":
             await self.keep_alive()
         elif kind == "signal":
@@ -286,6 +297,20 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             await self.receive_chat(message.get("text"))
         else:
             await self.refuse("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
+
+    def has_room_for(self, kind: str) -> bool:
+        """Sliding-window limit per message kind on this connection; counts the message if there is room."""
+        burst, window = (
+            (SIGNAL_BURST, SIGNAL_WINDOW_SECONDS)
+            if kind == "signal"
+            else (HEARTBEAT_BURST, HEARTBEAT_WINDOW_SECONDS)
+        )
+        times = self.message_times.setdefault(kind, deque())
+        now = time.monotonic()
+        if not _has_room(times, now, window, burst):
+            return False
+        times.append(now)
+        return True
 
     async def receive_frame(self, data: bytes) -> None:
         if len(data) > settings.FRAME_MAX_BYTES:

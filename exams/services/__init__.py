@@ -17,6 +17,7 @@ Everything public is importable from ``exams.services`` itself.
 """
 
 from exams.services.audit import (
+    audit_anonymous_refusal,
     audit_record,
     candidate_label,
 )
@@ -73,6 +74,7 @@ from exams.services.roster import (
 
 __all__ = [
     "analysis_record",
+    "audit_anonymous_refusal",
     "audit_record",
     "candidate_label",
     "ROSTER_COLUMNS",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
+
+from django.core.cache import cache
 
 from exams.models import AuditEntry, Exam, ExamSession
 
@@ -28,6 +31,34 @@ def audit_record(
     )
     log.info("audit: %s %s %s", actor_label, action, details or "")
     return entry
+
+
+# Refused links are audited, but a script trying tokens must not fill the log:
+# at most this many per kind of refusal per minute, the rest only counted.
+ANONYMOUS_REFUSALS_PER_MINUTE = 20
+
+
+def audit_anonymous_refusal(*, action: str, reason: str) -> bool:
+    """Audit a refusal of an anonymous request (an unknown or expired exam link),
+    unless ANONYMOUS_REFUSALS_PER_MINUTE of its kind were audited this minute;
+    the next audited one says how many were left out. True if recorded."""
+    minute = int(time.time() // 60)
+    key = f"audit-refused:{action}:{reason}:{minute}"
+    cache.add(key, 0, 120)
+    try:
+        seen = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        seen = 1
+    if seen > ANONYMOUS_REFUSALS_PER_MINUTE:
+        cache.add(f"{key}:skipped", 0, 180)
+        cache.incr(f"{key}:skipped")
+        return False
+    details: dict[str, Any] = {"reason": reason}
+    skipped = cache.get(f"audit-refused:{action}:{reason}:{minute - 1}:skipped")
+    if skipped and seen == 1:
+        details["not_audited_last_minute"] = skipped
+    audit_record(action=action, actor_label="anonymous", details=details)
+    return True
 
 
 def candidate_label(session: ExamSession) -> str:

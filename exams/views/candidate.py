@@ -25,9 +25,7 @@ def candidate_view(view):
         try:
             candidate = get_candidate_for_token(token)
         except TokenRefused as exc:
-            services.audit_record(
-                action="link_refused", actor_label="anonymous", details={"reason": exc.code}
-            )
+            services.audit_anonymous_refusal(action="link_refused", reason=exc.code)
             status = 410 if exc.code == "expired_token" else 404
             if request.headers.get("Accept", "").startswith("application/json"):
                 return JsonResponse({"error": exc.code, "message": exc.reason}, status=status)

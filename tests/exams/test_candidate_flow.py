@@ -61,3 +61,38 @@ def test_it_starts_the_exam_and_finishes_it(candidate):
     # The link now only shows the end page; the exam cannot be reopened.
     assert client.get(f"/take/{candidate.token}/exam/")["Location"].endswith("/done/")
     assert b"You have finished" in client.get(f"/take/{candidate.token}/done/").content
+
+
+@pytest.fixture
+def fresh_refusal_counts():
+    """The limit counts per minute in the shared cache: start and leave it empty,
+    so that no other test's refused link goes unaudited."""
+    import time
+
+    from django.core.cache import cache
+
+    def clear():
+        minute = int(time.time() // 60)
+        cache.delete_many(
+            [
+                f"audit-refused:{action}:unknown_token:{m}{suffix}"
+                for action in ("link_refused", "websocket_refused")
+                for m in range(minute - 2, minute + 3)
+                for suffix in ("", ":skipped")
+            ]
+        )
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.mark.django_db
+def test_it_audits_a_burst_of_unknown_links_only_up_to_its_limit(client, fresh_refusal_counts):
+    from exams.models import AuditEntry
+    from exams.services.audit import ANONYMOUS_REFUSALS_PER_MINUTE
+
+    for number in range(ANONYMOUS_REFUSALS_PER_MINUTE + 30):
+        assert client.get(f"/take/guess-{number:040d}/").status_code == 404
+    assert AuditEntry.objects.filter(action="link_refused").count() <= ANONYMOUS_REFUSALS_PER_MINUTE * 2
+    assert AuditEntry.objects.filter(action="link_refused").count() >= 1

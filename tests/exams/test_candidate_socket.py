@@ -278,3 +278,21 @@ async def test_it_refuses_frames_of_other_formats_or_sizes(live_session, fmt, si
         assert (await communicator.receive_json_from(timeout=5))["code"] == "not_an_image"
     finally:
         await communicator.disconnect()
+
+
+async def test_it_limits_a_flood_of_signals(live_session):
+    from exams.consumers import SIGNAL_BURST
+
+    communicator, _ = await _connect(live_session.candidate.token)
+    try:
+        for number in range(60):  # a script toggling the tab as fast as it can
+            signal = {"type": "signal", "name": "tab_hidden", "active": number % 2 == 0}
+            await communicator.send_to(text_data=json.dumps(signal))
+        refused = 0
+        while not await communicator.receive_nothing(timeout=0.5):
+            refused += (await communicator.receive_json_from(timeout=5))["code"] == "too_fast"
+    finally:
+        await communicator.disconnect()
+    assert refused == 60 - SIGNAL_BURST
+    events = await Event.objects.filter(session=live_session, type="tab_hidden").acount()
+    assert events == SIGNAL_BURST // 2
