@@ -63,6 +63,11 @@ CHAT_BURST, CHAT_WINDOW_SECONDS = 5, 30
 SIGNAL_BURST, SIGNAL_WINDOW_SECONDS = 10, 10
 # The page sends a heartbeat every 5 s.
 HEARTBEAT_BURST, HEARTBEAT_WINDOW_SECONDS = 3, 5
+# Per kind of text message: (window seconds, messages allowed in it).
+MESSAGE_LIMITS = {
+    "signal": (SIGNAL_WINDOW_SECONDS, SIGNAL_BURST),
+    "heartbeat": (HEARTBEAT_WINDOW_SECONDS, HEARTBEAT_BURST),
+}
 
 CLOSE_REFUSED = 4403
 CLOSE_DUPLICATE = 4409  # the page retries: it gets in once the other tab or device is gone
@@ -113,6 +118,15 @@ def _resume_id(query_string: bytes) -> str:
     if values and RESUME_ID.fullmatch(values[0]):
         return values[0]
     return uuid.uuid4().hex
+
+
+def _admit(times: deque[float], window: float, burst: int) -> bool:
+    """``_has_room`` now, and if so count this message."""
+    now = time.monotonic()
+    if not _has_room(times, now, window, burst):
+        return False
+    times.append(now)
+    return True
 
 
 def _has_room(times: deque[float], now: float, window: float, burst: int) -> bool:
@@ -280,7 +294,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             await self.refuse("malformed", "Message must be a JSON object.")
             return
         kind = message.get("type")
-        if kind in ("heartbeat", "signal") and not self.has_room_for(kind):
+        limited = MESSAGE_LIMITS.get(kind)
+        if limited and not _admit(self.message_times.setdefault(kind, deque()), *limited):
             await self.refuse("too_fast", f"Too many {kind} messages; this one was dropped.")
             return
         if kind == "heartbeat":
@@ -298,20 +313,6 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         else:
             await self.refuse("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
 
-    def has_room_for(self, kind: str) -> bool:
-        """Sliding-window limit per message kind on this connection; counts the message if there is room."""
-        burst, window = (
-            (SIGNAL_BURST, SIGNAL_WINDOW_SECONDS)
-            if kind == "signal"
-            else (HEARTBEAT_BURST, HEARTBEAT_WINDOW_SECONDS)
-        )
-        times = self.message_times.setdefault(kind, deque())
-        now = time.monotonic()
-        if not _has_room(times, now, window, burst):
-            return False
-        times.append(now)
-        return True
-
     async def receive_frame(self, data: bytes) -> None:
         if len(data) > settings.FRAME_MAX_BYTES:
             await self.refuse(
@@ -319,15 +320,13 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 f"Frame of {len(data)} bytes is over the {settings.FRAME_MAX_BYTES} byte limit.",
             )
             return
-        now = time.monotonic()
         # Up to FRAME_BURST frames per interval: a client sending one per interval
         # never hits this, whatever its timer jitter.
-        if not _has_room(self.frame_times, now, self.interval, settings.FRAME_BURST):
+        if not _admit(self.frame_times, self.interval, settings.FRAME_BURST):
             await self.refuse(
                 "too_fast", f"Frames arrive faster than one every {self.interval:g} s; frame dropped."
             )
             return
-        self.frame_times.append(now)
         if not _looks_like_a_frame(data):
             await self.refuse(
                 "not_an_image", f"Frame is not a JPEG or PNG image of at most {MAX_SIDE}x{MAX_SIDE} pixels."

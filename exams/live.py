@@ -118,18 +118,17 @@ def _send(group: str, payload: dict[str, Any]) -> None:
         return
     message = {"type": "push", "payload": payload}
     try:
-        if isinstance(layer, InMemoryChannelLayer) and _server_loop is not None and _server_loop.is_running():
+        if isinstance(layer, InMemoryChannelLayer):
+            # Embedded mode: the layer lives on the server's loop; send there from other threads.
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
                 running = None
-            if running is not _server_loop:
-                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _server_loop).result(
-                    timeout=5
-                )
-                return
-        if isinstance(layer, InMemoryChannelLayer):
-            async_to_sync(layer.group_send)(group, message)
+            server = _server_loop
+            if server is not None and server.is_running() and running is not server:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), server).result(timeout=5)
+            else:
+                async_to_sync(layer.group_send)(group, message)
             return
         # Not waited for: the analysis goes on while the push travels; a failure is logged.
         future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop())

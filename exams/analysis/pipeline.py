@@ -83,6 +83,8 @@ def _analyse_next_frame(session_id: str) -> str:
     session = _load(session_id)
     if session is None or not session.is_live or session.paused:
         return "session not live"
+    if frame.seq <= session.last_frame_seq:
+        return "already analysed"
     try:
         image = decode_image(frame.data)
     except DetectionError as exc:
@@ -90,8 +92,6 @@ def _analyse_next_frame(session_id: str) -> str:
         return "undecodable"
     exam = session.exam
     config = exam.check_config()
-    if frame.seq <= session.last_frame_seq:
-        return "already analysed"
     # Computer vision runs outside any transaction and holds no lock. Only one
     # analysis of a session runs at a time (the queue's busy flag), so the state
     # read here is the latest; the sequence check under the lock below drops
