@@ -47,6 +47,15 @@ class Exam(models.Model):
     checks = models.JSONField(default=_default_checks, help_text="Enabled checks and thresholds.")
     retention_days = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     proctors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="proctored_exams")
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="reviewed_exams",
+        help_text="Reviewers who may read this exam's reports and decide its flags.",
+    )
+    requires_fullscreen = models.BooleanField(
+        default=False, help_text="The exam page asks the candidate to go fullscreen and reports leaving it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     purged_at = models.DateTimeField(
         null=True, blank=True, help_text="When evidence and photos were deleted."
@@ -161,6 +170,9 @@ class ExamSession(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
     paused = models.BooleanField(default=False)
+    extra_minutes = models.PositiveIntegerField(
+        default=0, help_text="Extra time granted to this candidate; it moves their deadline."
+    )
 
     # Identity check before the exam.
     verification_status = models.CharField(
@@ -226,6 +238,16 @@ class ExamSession(models.Model):
     def mark_violation(self, *, now: datetime) -> None:
         self._move(self.State.VIOLATION)
         self.reviewed_at = now
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When this attempt ends on its own: the exam's duration after the
+        start, but no later than the window's close; extra time moves both."""
+        if self.started_at is None:
+            return None
+        exam = self.exam
+        end = min(self.started_at + timedelta(minutes=exam.duration_minutes), exam.closes_at)
+        return end + timedelta(minutes=self.extra_minutes)
 
     @property
     def is_live(self) -> bool:
