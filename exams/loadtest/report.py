@@ -40,6 +40,24 @@ class ServerCpu:
     client_seconds: float
 
 
+WINDOW_SECONDS = 10.0
+
+
+def latency_windows(obs: Observations, window: float = WINDOW_SECONDS) -> list[dict[str, Any]]:
+    """The first proctor's latency per ``window`` seconds of the run (by when the
+    server received the frame): where in the run a high percentile comes from,
+    e.g. everyone's first frame at 9:00 (each runs every check) or a safety-net
+    re-run that comes due for many candidates at once."""
+    buckets: dict[int, list[float]] = {}
+    for _, received, told in obs.analysed_pushes:
+        index = max(0, int((received - obs.started_at) // window))
+        buckets.setdefault(index, []).append((told - received) * 1000.0)
+    return [
+        {"from_s": index * window, **percentiles(values, (50, 95))}
+        for index, values in sorted(buckets.items())
+    ]
+
+
 def _per_frame(seconds: float | None, frames: int) -> float | None:
     return round(seconds / frames, 4) if seconds is not None and frames else None
 
@@ -83,6 +101,7 @@ def build_result(
         "slowed_down": len(obs.slowed_down),
         "max_interval_asked": obs.max_interval_asked,
         "latency_ms": percentiles(obs.latency_ms),
+        "latency_ms_by_window": latency_windows(obs),
         "frames_sent": obs.frames_sent,
         "frames_skipped": {
             "late": obs.frames_skipped_late,

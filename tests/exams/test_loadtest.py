@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from detection.core import decode_image
 from detection.core.camera import frame_digest, gray_thumbnail
 from exams import live
-from exams.loadtest import cpu, data, frames, runner
+from exams.loadtest import cpu, data, frames, report, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, Exam, ExamSession
 from tests.conftest import daphne_start, free_port, process_stop, service_env, until
@@ -252,6 +252,16 @@ def test_it_reports_every_field_of_a_run_and_cleans_up(server_url, celery_worker
     assert Exam.objects.filter(pk=exam.pk).exists()
     assert not Event.objects.filter(session__candidate__email__endswith="@loadtest.invalid").exists()
     assert not get_user_model().objects.filter(username__startswith="loadtest-proctor-").exists()
+
+
+def test_it_splits_the_latency_into_windows_of_the_run():
+    obs = runner.Observations(started_at=1000.0)
+    # (session, received by the server, told the proctor): two slow first frames, then quick ones.
+    obs.analysed_pushes = [("a", 1001.0, 1004.0), ("b", 1002.0, 1006.0), ("a", 1012.0, 1012.3)]
+    windows = report.latency_windows(obs)
+    assert [w["from_s"] for w in windows] == [0.0, 10.0]
+    assert windows[0]["p95"] == 4000.0 and windows[0]["n"] == 2
+    assert windows[1]["p50"] == 300.0
 
 
 def test_it_plots_results_against_candidates(tmp_path):
