@@ -38,6 +38,7 @@ import uuid
 from collections import deque
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -48,6 +49,7 @@ from PIL import Image
 from exams import live, services
 from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
 from exams.analysis import intake
+from exams.analysis.pacing import pacing
 from exams.models import ExamSession, IllegalTransition
 from exams.presence import HELD, TAKEN_OVER, presence
 
@@ -86,11 +88,22 @@ RESUME_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 # intake.SLOWEST_PACE times the exam's interval; CALM_FRAMES frames that found
 # no frame waiting speed it up one step again.
 PACE_STEP, CALM_FRAMES = 1.5, 10
+# The page is told a new pace only when it changes by more than this fraction.
+PACE_CHANGE = 0.05
 # How often an open proctor socket is authorised again and rejoins its group.
 PROCTOR_RECHECK_SECONDS = 15
 # A proctor's grid gets at most one batch of tile updates per this many seconds,
 # however many candidates change (latency against message count: see docs/performance.md).
 GRID_PUSH_SECONDS = 0.5
+
+
+def _submit_frame(session: ExamSession, data: bytes) -> tuple[bool, float]:
+    """Queue a camera frame; whether it replaced a waiting one, and the server's pace factor."""
+    return intake.submit(intake.FRAME, session=session, data=data), pacing().factor()
+
+
+async def _pace_factor() -> float:
+    return await sync_to_async(pacing().factor, thread_sensitive=False)()
 
 
 @database_sync_to_async
@@ -212,7 +225,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(services.connection_open)(
             session=session, channel_name=self.channel_name
         )
-        self.interval = self.pace = session.exam.frame_interval
+        self.interval = self.own_pace = session.exam.frame_interval
+        # A page that connects while the server is behind starts at the slower pace.
+        self.pace = max(self.interval, self.interval * await _pace_factor())
         self.calm, self.pace_changed_at = 0, time.monotonic()
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
         await self.send_status()
@@ -332,27 +347,34 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 "not_an_image", f"Frame is not a JPEG or PNG image of at most {MAX_SIDE}x{MAX_SIDE} pixels."
             )
             return
-        lagging = await database_sync_to_async(intake.submit, thread_sensitive=False)(
-            intake.FRAME, session=self.session, data=data
+        lagging, factor = await database_sync_to_async(_submit_frame, thread_sensitive=False)(
+            self.session, data
         )
         await self.keep_alive()
-        await self.adjust_pace(lagging)
+        await self.adjust_pace(lagging, factor)
 
-    async def adjust_pace(self, lagging: bool) -> None:
-        """Under overload, ask the page for fewer frames rather than let them queue:
-        slower while analysis lags behind this stream, back to the exam's interval
-        once it keeps up again. The rate limit stays at the exam's interval."""
-        pace = self.pace
+    async def adjust_pace(self, lagging: bool, factor: float = 1.0) -> None:
+        """Under overload, ask the page for fewer frames rather than let them queue.
+
+        Two signals: the whole server's (``factor``, from how long frames wait
+        before analysis, see ``exams.analysis.pacing``), and this stream's own
+        (slower while its frames are replaced before analysis, back to the
+        exam's interval once it keeps up). The slower of the two wins. The rate
+        limit stays at the exam's interval."""
+        own = self.own_pace
         if lagging:
             self.calm = 0
-            if time.monotonic() - self.pace_changed_at >= self.pace:
-                pace = min(self.pace * PACE_STEP, self.interval * intake.SLOWEST_PACE)
+            if time.monotonic() - self.pace_changed_at >= own:
+                own = min(own * PACE_STEP, self.interval * intake.SLOWEST_PACE)
         else:
             self.calm += 1
             if self.calm >= CALM_FRAMES:
-                pace, self.calm = max(self.interval, self.pace / PACE_STEP), 0
-        if pace != self.pace:
-            self.pace, self.pace_changed_at = pace, time.monotonic()
+                own, self.calm = max(self.interval, own / PACE_STEP), 0
+        if own != self.own_pace:
+            self.own_pace, self.pace_changed_at = own, time.monotonic()
+        pace = max(own, self.interval * factor)
+        if abs(pace - self.pace) > PACE_CHANGE * self.pace:
+            self.pace = pace
             await self.send_status()
 
     async def send_status(self) -> None:

@@ -113,6 +113,20 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_pacing(settings):
+    """The server-wide pace factor lives in Redis for a minute; a test starts at the exam's own pace."""
+    from exams.analysis.pacing import RedisPacing, pacing
+
+    pacing.cache_clear()
+    if settings.REDIS_URL and not services_missing():
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).delete(RedisPacing.KEY)
+    yield
+    pacing.cache_clear()
+
+
 # ---------------------------------------------------------------- photos
 
 

@@ -8,6 +8,7 @@ This module only moves data between them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +29,7 @@ from detection.core import (
 )
 from exams import live, services
 from exams.analysis import intake
+from exams.analysis.pacing import pacing
 from exams.analysis.queue import frame_queue
 from exams.models import ExamSession, VerificationStatus
 
@@ -80,6 +82,7 @@ def _analyse_next_frame(session_id: str) -> str:
     frame = frame_queue().take(intake.FRAME, session_id)
     if frame is None:
         return "no frame"
+    pacing().report(time.time() - frame.received_at)
     session = _load(session_id)
     if session is None or not session.is_live or session.paused:
         return "session not live"

@@ -1,5 +1,6 @@
 """The candidate websocket driven through the full ASGI app: bad input, duplicates, signals."""
 
+import asyncio
 import json
 
 import pytest
@@ -260,6 +261,47 @@ async def test_it_asks_a_lagging_page_for_fewer_frames(live_session, small_jpeg)
         slower = await communicator.receive_json_from(timeout=5)
         assert slower["type"] == "status" and slower["busy"] is True
         assert slower["interval"] == 0.75
+    finally:
+        await communicator.disconnect()
+
+
+def _server_behind(reports: int) -> float:
+    """Workers report frames that waited long before analysis, one adjust period apart."""
+    from exams.analysis import pacing
+
+    shared, factor = pacing.pacing(), 1.0
+    for _ in range(reports):
+        factor = shared.report(pacing.SLOW_DOWN_WAIT * 4)
+        shared.redis.hincrbyfloat(pacing.RedisPacing.KEY, "adjusted_at", -pacing.ADJUST_SECONDS)
+    return factor
+
+
+async def test_it_starts_a_page_at_the_slower_pace_while_the_server_is_behind(live_session):
+    from asgiref.sync import sync_to_async
+
+    factor = await sync_to_async(_server_behind)(3)
+    communicator, status = await _connect(live_session.candidate.token)
+    try:
+        assert status["busy"] is True
+        assert status["interval"] == pytest.approx(live_session.exam.frame_interval * factor, abs=0.01)
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_tells_a_streaming_page_when_the_server_falls_behind(live_session, small_jpeg):
+    from asgiref.sync import sync_to_async
+
+    from exams.analysis import pacing
+
+    communicator, status = await _connect(live_session.candidate.token, resume="server-behind")
+    try:
+        assert status["busy"] is False
+        factor = await sync_to_async(_server_behind)(2)
+        await asyncio.sleep(pacing.READ_EVERY_SECONDS)  # the web process reads the factor this often
+        await communicator.send_to(bytes_data=small_jpeg)
+        slower = await communicator.receive_json_from(timeout=5)
+        assert slower["type"] == "status" and slower["busy"] is True
+        assert slower["interval"] == pytest.approx(live_session.exam.frame_interval * factor, abs=0.01)
     finally:
         await communicator.disconnect()
 
