@@ -103,6 +103,25 @@ def test_checks_rerun_when_their_results_grow_old(obama_ref):
     assert len(faces_at) >= 3
 
 
+def test_streams_that_start_together_spread_their_safety_net(obama_ref):
+    """An exam hall connecting at 9:00: every stream's first frame runs every
+    check, and without spreading all of them would re-run every check together
+    every FACES_MAX_AGE for the rest of the exam."""
+    second_runs = []
+    for seed in range(6):
+        state, second = None, None
+        for frame in scripted_stream(PHOTOS, seed=seed, episodes=(), duration=FACES_MAX_AGE + 2):
+            analysis, state = analyse_stream(
+                decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
+            )
+            if frame.t > 0 and "faces" in analysis.checks_run:
+                second = frame.t
+                break
+        assert second is not None and second <= FACES_MAX_AGE, "each stream still re-runs within the max age"
+        second_runs.append(second)
+    assert len(set(second_runs)) >= 3, second_runs
+
+
 def test_a_changed_threshold_applies_to_carried_results(obama_ref):
     frames = list(scripted_stream(PHOTOS, seed=4, episodes=(), duration=6))
     state = None
