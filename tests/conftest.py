@@ -183,7 +183,9 @@ def outsider(db, django_user_model):
 
 
 @pytest.fixture
-def exam(db, proctor):
+def exam(db, proctor, request):
+    """Proctored by ``proctor``, and reviewed by whichever of ``reviewer`` and
+    ``second_reviewer`` the test asks for (``other_exam`` has no reviewers)."""
     from django.utils import timezone
 
     from exams.models import Exam
@@ -193,6 +195,9 @@ def exam(db, proctor):
         title="Algebra final", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3)
     )
     exam.proctors.add(proctor)
+    for name in ("reviewer", "second_reviewer"):
+        if name in request.fixturenames:
+            exam.reviewers.add(request.getfixturevalue(name))
     return exam
 
 

@@ -19,6 +19,7 @@ Everything public is importable from ``exams.services`` itself.
 from exams.services.audit import (
     audit_anonymous_refusal,
     audit_record,
+    audit_view,
     candidate_label,
 )
 from exams.services.candidate_flow import (
@@ -76,6 +77,7 @@ __all__ = [
     "analysis_record",
     "audit_anonymous_refusal",
     "audit_record",
+    "audit_view",
     "candidate_label",
     "ROSTER_COLUMNS",
     "RosterError",
