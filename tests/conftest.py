@@ -349,6 +349,8 @@ def celery_worker_start(
             "-A",
             "proctor",
             "worker",
+            "-Q",
+            "celery,housekeeping",
             f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--without-gossip",
