@@ -204,6 +204,8 @@ class ExamSession(models.Model):
         State.VIOLATION: (State.SUBMITTED, State.TERMINATED),
     }
     FINISHED = (State.SUBMITTED, State.TERMINATED, State.CLEARED, State.VIOLATION)
+    # The end_reason of an attempt submitted automatically at its deadline.
+    TIME_UP = "time up"
 
     objects = ExamSessionQuerySet.as_manager()
 
@@ -296,6 +298,17 @@ class ExamSession(models.Model):
         exam = self.exam
         end = min(self.started_at + timedelta(minutes=exam.duration_minutes), exam.closes_at)
         return end + timedelta(minutes=self.extra_minutes)
+
+    @property
+    def how_it_ended(self) -> str:
+        """How the attempt ended, in words for reports; "" while it has not."""
+        if self.finished_at is None:
+            return ""
+        if self.end_reason == self.TIME_UP:
+            return "Time up: submitted automatically at the deadline"
+        if self.end_reason:
+            return f"Ended early: {self.end_reason}"
+        return "Submitted by the candidate"
 
     @property
     def is_live(self) -> bool:

@@ -61,13 +61,13 @@ from exams.services.proctoring import (
 from exams.services.retention import (
     exams_purge_expired,
 )
-from exams.services.revocation import (
-    staff_revoke_later,
-)
 from exams.services.review import (
     event_review,
     session_review,
     session_violation_votes,
+)
+from exams.services.revocation import (
+    staff_revoke_later,
 )
 from exams.services.roster import (
     ROSTER_COLUMNS,

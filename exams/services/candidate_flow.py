@@ -16,7 +16,7 @@ from exams.services.events import event_record_instant, events_close_open
 
 log = logging.getLogger(__name__)
 
-TIME_UP = "time up"
+TIME_UP = ExamSession.TIME_UP
 
 
 class OutsideWindow(Exception):

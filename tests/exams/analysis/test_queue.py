@@ -93,3 +93,33 @@ def test_it_hands_the_flag_to_a_new_owner_when_a_frame_waits(queue):
     assert queue.release("frame", session, first.owner) == ""  # the first owner is done for good
     queue.take("frame", session)
     assert queue.release("frame", session, second) == "" and queue.idle("frame", session)
+
+
+@pytest.mark.django_db
+def test_it_gives_the_slot_back_when_analysis_hits_its_soft_time_limit(settings, monkeypatch):
+    """A stuck analysis (SoftTimeLimitExceeded) releases the session's busy flag
+    at once, so the session's next frame is analysed, instead of waiting for
+    the flag to expire; the frame is counted as lost."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from exams.analysis import intake, pipeline, tasks
+    from exams.analysis.queue import BUSY_TTL_SECONDS, frame_queue
+
+    assert tasks.analyse_frame.time_limit < BUSY_TTL_SECONDS  # a live analysis keeps its flag
+    assert tasks.analyse_frame.soft_time_limit < tasks.analyse_frame.time_limit
+    scheduled = []
+    monkeypatch.setattr(intake, "_schedule", lambda kind, session_id, owner: scheduled.append(owner))
+
+    def stuck(session_id):
+        frame_queue().take(intake.FRAME, session_id)
+        frame_queue().put(intake.FRAME, _frame(session_id, 2))  # the next frame arrives meanwhile
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(pipeline, "_analyse_next_frame", stuck)
+    session = uuid.uuid4().hex
+    before = frame_queue().stats("frame")
+    put = frame_queue().put(intake.FRAME, _frame(session, 1))
+    assert tasks.analyse_frame.run(session_id=session, owner=put.owner) == "time limit"
+    assert len(scheduled) == 1 and scheduled[0] != put.owner  # the next frame got the slot
+    assert _delta(before, frame_queue().stats("frame"))["lost"] == 1
+    frame_queue().forget(intake.FRAME, session)
