@@ -48,7 +48,7 @@ run: $(INSTALLED)
 	bin/run
 
 worker: $(INSTALLED)
-	$(VENV)/bin/celery -A proctor worker -l info --concurrency $(CELERY_CONCURRENCY)
+	$(VENV)/bin/celery -A proctor worker -Q celery,housekeeping -l info --concurrency $(CELERY_CONCURRENCY)
 
 beat: $(INSTALLED)
 	$(VENV)/bin/celery -A proctor beat -l info -s var/celerybeat-schedule

@@ -47,6 +47,16 @@ def exams_for_proctor(user):
     return Exam.objects.filter(proctors=user)
 
 
+def exams_for_reviewer(user):
+    """Reviewers see the exams they are assigned to (``Exam.reviewers``);
+    superusers see every exam, as with proctors."""
+    if not is_reviewer(user):
+        return Exam.objects.none()
+    if user.is_superuser:
+        return Exam.objects.all()
+    return Exam.objects.filter(reviewers=user)
+
+
 def _parse_uuid(value) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -73,27 +83,49 @@ def get_session_for_proctor(user, public_id) -> ExamSession:
 
 
 def get_exam_for_reviewer(user, code) -> Exam:
+    """The exam, if ``user`` reviews it. Other reviewers get 404, like proctors."""
     if not is_reviewer(user):
         raise PermissionDenied("reviewers only")
-    return get_object_or_404(Exam, code=_parse_uuid(code))
+    return get_object_or_404(exams_for_reviewer(user), code=_parse_uuid(code))
 
 
 def get_session_for_reviewer(user, public_id) -> ExamSession:
     if not is_reviewer(user):
         raise PermissionDenied("reviewers only")
-    return get_object_or_404(
-        ExamSession.objects.select_related("candidate__exam"), public_id=_parse_uuid(public_id)
-    )
+    qs = ExamSession.objects.select_related("candidate__exam")
+    if not user.is_superuser:
+        qs = qs.filter(candidate__exam__reviewers=user)
+    return get_object_or_404(qs, public_id=_parse_uuid(public_id))
+
+
+def reviews_exam(user, exam: Exam) -> bool:
+    """``user`` may decide this exam's flags: a reviewer assigned to it, or a superuser."""
+    return is_reviewer(user) and (user.is_superuser or exam.reviewers.filter(pk=user.pk).exists())
 
 
 def get_event_for_staff(user, public_id) -> Event:
-    """Evidence is visible to reviewers and to the exam's proctors."""
+    """Evidence is visible to the exam's reviewers and to its proctors."""
     if not (is_reviewer(user) or is_proctor(user)):
         raise PermissionDenied("staff only")
     event = get_object_or_404(
         Event.objects.select_related("session__candidate__exam"), public_id=_parse_uuid(public_id)
     )
-    if is_reviewer(user) or event.session.exam.proctors.filter(pk=user.pk).exists():
+    exam = event.session.exam
+    if user.is_superuser or reviews_exam(user, exam):
+        return event
+    if is_proctor(user) and exam.proctors.filter(pk=user.pk).exists():
+        return event
+    raise Http404("no such event")
+
+
+def get_event_for_reviewer(user, public_id) -> Event:
+    """An event whose review ``user`` may decide: one of an exam they review."""
+    if not is_reviewer(user):
+        raise PermissionDenied("reviewers only")
+    event = get_object_or_404(
+        Event.objects.select_related("session__candidate__exam"), public_id=_parse_uuid(public_id)
+    )
+    if reviews_exam(user, event.session.exam):
         return event
     raise Http404("no such event")
 

@@ -1,20 +1,35 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db import models
+from django.db.models import Q
 from django.urls import path
 
 from exams import services
+from exams.access import REVIEWER_GROUP
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
 from exams.views import roster
+
+User = get_user_model()
 
 
 @admin.register(Exam)
 class ExamAdmin(admin.ModelAdmin):
     list_display = ("title", "opens_at", "closes_at", "retention_days", "purged_at")
-    filter_horizontal = ("proctors",)
+    filter_horizontal = ("proctors", "reviewers")
     readonly_fields = ("code", "purged_at")
     # An LMS link typed without a scheme is https (Django 6's default, and every LMS's).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        # Only people with the reviewer role (or superusers) can be assigned to review.
+        if db_field.name == "reviewers":
+            kwargs["queryset"] = (
+                User.objects.filter(Q(groups__name=REVIEWER_GROUP) | Q(is_superuser=True), is_active=True)
+                .distinct()
+                .order_by("username")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -87,16 +102,13 @@ class ExamSessionAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ("type", "severity", "session", "started_at", "ended_at", "review_status")
-    list_filter = ("type", "severity", "review_status")
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the product's own workflows: visible in the admin,
+    never added, edited or deleted there (a decision added by hand in another
+    reviewer's name would satisfy the two-reviewer rule on its own)."""
 
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor_label", "action", "exam", "session")
-    list_filter = ("action",)
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -105,4 +117,22 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
-admin.site.register(ReviewDecision)
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("type", "severity", "session", "started_at", "ended_at", "review_status")
+    list_filter = ("type", "severity", "review_status")
+    # Reviewers decide an event on the review page, which records who and why.
+    readonly_fields = ("review_status",)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor_label", "action", "subject_label", "exam", "session")
+    list_filter = ("action",)
+    search_fields = ("actor_label", "action", "subject_label")
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "reviewer", "decision", "session", "event")
+    list_filter = ("decision",)

@@ -23,6 +23,9 @@ Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
   per GRID_PUSH_SECONDS; a tile carries "thumbnail", a small JPEG data URL, when its picture
   changed), {"type": "event", "event": {...}} and {"type": "chat", "message": {...}}
   (either side of any candidate's conversation), both sent at once.
+  The socket closes with 4403 as soon as its user logs out of this browser session,
+  is deactivated, loses the proctor role or is removed from the exam
+  (``exams.services.revocation``), and at the latest at the next periodic recheck.
   The payloads are built in ``exams.live``; they carry the URLs and labels pages show.
 """
 
@@ -42,8 +45,9 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 from PIL import Image
 
 from exams import live, services
@@ -171,6 +175,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         live.remember_server_loop()
         self.session = None
+        self.deadline = None
+        self.ended = False
         self.claimed = False
         self.errors = 0
         self.frame_times: deque[float] = deque()
@@ -199,6 +205,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 action="websocket_refused", reason=exc.code
             )
             await self.fatal(exc.code, exc.reason, CLOSE_REFUSED)
+            return
+        if await self.out_of_time(session):
             return
         if session.state != ExamSession.State.IN_PROGRESS:
             message = (
@@ -231,6 +239,25 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.calm, self.pace_changed_at = 0, time.monotonic()
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
         await self.send_status()
+
+    async def out_of_time(self, session: ExamSession) -> bool:
+        """Past the attempt's deadline: submit it now (the beat task may not have
+        run yet), tell the page and close. False if time is left, or the
+        deadline moved (extra time was granted); ``self.deadline`` is updated."""
+        self.deadline = session.deadline
+        if not session.is_live or self.deadline is None or timezone.now() < self.deadline:
+            return False
+        await database_sync_to_async(services.session_time_up)(session=session)
+        session = await _reload(session)
+        self.deadline = session.deadline
+        if session.is_live:
+            return False
+        self.ended = True
+        await self.send_json(
+            {"type": "ended", "state": session.state, "text": "Time is up: your exam was submitted."}
+        )
+        await self.close(code=CLOSE_ENDED)
+        return True
 
     async def disconnect(self, code: int) -> None:
         if self.session is None:
@@ -294,6 +321,11 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             )
 
     async def handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        if self.ended:
+            return  # time ran out; the socket is closing
+        if self.deadline is not None and timezone.now() >= self.deadline:
+            if await self.out_of_time(self.session):
+                return
         if bytes_data is not None:
             await self.receive_frame(bytes_data)
             return
@@ -413,6 +445,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         )
 
     async def push(self, event: dict) -> None:
+        if self.ended:
+            return  # this socket already said so and is closing
         payload = event["payload"]
         await self.send_json(payload)
         if payload.get("type") == "ended":
@@ -437,7 +471,10 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
 @database_sync_to_async
 def _proctor_still_allowed(user, code) -> None:
-    user.refresh_from_db(fields=["is_active", "is_superuser"])
+    try:
+        user.refresh_from_db(fields=["is_active", "is_superuser"])
+    except ObjectDoesNotExist:
+        raise PermissionDenied("the account was deleted") from None
     get_exam_for_proctor(user, code)
 
 
@@ -455,6 +492,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
     changed; alerts and chat go out at once."""
 
     group: str | None = None
+    staff_group: str | None = None
     watcher: asyncio.Task | None = None
     flusher: asyncio.Task | None = None
 
@@ -470,10 +508,27 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_REFUSED)
             return
         self.group = live.exam_group(exam.code)
+        self.user, self.code = user, exam.code
+        self.staff_group = live.staff_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.staff_group, self.channel_name)
         await self.accept()
         await self.send(text_data=json.dumps({"type": "snapshot", "sessions": sessions}))
         self.watcher = asyncio.create_task(self.watch(user, exam.code))
+
+    async def staff_recheck(self, event: dict) -> None:
+        """The user logged out (of this browser session: close), or their rights
+        changed (``exams.services.revocation``): check them now, close if gone."""
+        logged_out = event["payload"].get("logged_out_session")
+        if logged_out:
+            session = self.scope.get("session")
+            if logged_out == "*" or getattr(session, "session_key", None) == logged_out:
+                await self.close(code=CLOSE_REFUSED)
+            return
+        try:
+            await _proctor_still_allowed(self.user, self.code)
+        except (PermissionDenied, Http404):
+            await self.close(code=CLOSE_REFUSED)
 
     async def watch(self, user, code) -> None:
         """Every PROCTOR_RECHECK_SECONDS: is this proctor still allowed to watch the
@@ -491,6 +546,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 continue
             try:
                 await self.channel_layer.group_add(self.group, self.channel_name)
+                await self.channel_layer.group_add(self.staff_group, self.channel_name)
             except Exception:
                 log.exception("proctor socket: could not rejoin %s", self.group)
 
@@ -500,6 +556,8 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.staff_group:
+            await self.channel_layer.group_discard(self.staff_group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Proctor actions go through audited HTTP POSTs; the socket only listens.

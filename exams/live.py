@@ -75,6 +75,20 @@ def _data_url(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
+def staff_group(user_id) -> str:
+    """Every proctor socket of one user, whatever the exam."""
+    return f"staff_{user_id}"
+
+
+def staff_changed(user_id, *, logged_out_session: str | None = None) -> None:
+    """A user's rights may have changed (deactivated, removed from an exam or a
+    role), or they logged out of ``logged_out_session``: their open proctor
+    sockets check again now (``ProctorConsumer.staff_recheck``) instead of at
+    the next periodic recheck."""
+    payload = {"logged_out_session": logged_out_session} if logged_out_session else {}
+    _send(staff_group(user_id), payload, handler="staff.recheck")
+
+
 def exam_group(exam_code) -> str:
     return f"exam_{getattr(exam_code, 'hex', exam_code)}"
 
@@ -112,11 +126,11 @@ def remember_server_loop() -> None:
     _server_loop = asyncio.get_running_loop()
 
 
-def _send(group: str, payload: dict[str, Any]) -> None:
+def _send(group: str, payload: dict[str, Any], *, handler: str = "push") -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "push", "payload": payload}
+    message = {"type": handler, "payload": payload}
     try:
         if isinstance(layer, InMemoryChannelLayer):
             # Embedded mode: the layer lives on the server's loop; send there from other threads.

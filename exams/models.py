@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -17,6 +18,46 @@ from detection.core import EVENT_TYPES, CheckConfig
 
 def _default_checks() -> dict:
     return CheckConfig().to_dict()
+
+
+# What each field of ``Exam.checks`` may hold: a list of names, or a number in a range.
+CHECK_RANGES: dict[str, tuple[float, float]] = {
+    "identity_threshold": (0.0, 1.0),  # a face-encoding distance: 0.6 is already loose
+    "yaw_threshold": (1.0, 90.0),
+    "pitch_threshold": (1.0, 90.0),
+    "object_min_score": (0.0, 1.0),
+    "looking_away_seconds": (0.5, 600.0),
+}
+CHECK_LISTS = ("enabled", "prohibited_labels")
+
+
+def validate_checks(value) -> None:
+    """Refuse a checks config that would make every analysis of the exam fail
+    (or silently run with a value nobody meant): unknown keys, wrong types,
+    thresholds out of range. One message per bad key."""
+    if not isinstance(value, dict):
+        raise ValidationError('Checks must be a JSON object, such as {"identity_threshold": 0.5}.')
+    errors = []
+    for key, item in value.items():
+        if key in CHECK_LISTS:
+            if not isinstance(item, list) or not all(isinstance(v, str) for v in item):
+                errors.append(f"{key} must be a list of names.")
+        elif key in CHECK_RANGES:
+            low, high = CHECK_RANGES[key]
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                errors.append(f"{key} must be a number, not {item!r}.")
+            elif not low <= item <= high:
+                errors.append(f"{key} must be between {low:g} and {high:g}, not {item:g}.")
+        else:
+            known = ", ".join([*CHECK_LISTS, *CHECK_RANGES])
+            errors.append(f"Unknown key {key!r}; the keys are: {known}.")
+    if not errors:
+        try:
+            CheckConfig.from_dict(value)
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{exc}.")
+    if errors:
+        raise ValidationError(errors)
 
 
 def _default_opens() -> datetime:
@@ -44,7 +85,9 @@ class Exam(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(30)],
         help_text="Seconds between webcam frames.",
     )
-    checks = models.JSONField(default=_default_checks, help_text="Enabled checks and thresholds.")
+    checks = models.JSONField(
+        default=_default_checks, validators=[validate_checks], help_text="Enabled checks and thresholds."
+    )
     retention_days = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     proctors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="proctored_exams")
     reviewers = models.ManyToManyField(
@@ -66,6 +109,11 @@ class Exam(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        super().clean()
+        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
+            raise ValidationError({"closes_at": "The exam must close after it opens."})
 
     def check_config(self) -> CheckConfig:
         return CheckConfig.from_dict(self.checks)
@@ -156,6 +204,8 @@ class ExamSession(models.Model):
         State.VIOLATION: (State.SUBMITTED, State.TERMINATED),
     }
     FINISHED = (State.SUBMITTED, State.TERMINATED, State.CLEARED, State.VIOLATION)
+    # The end_reason of an attempt submitted automatically at its deadline.
+    TIME_UP = "time up"
 
     objects = ExamSessionQuerySet.as_manager()
 
@@ -248,6 +298,17 @@ class ExamSession(models.Model):
         exam = self.exam
         end = min(self.started_at + timedelta(minutes=exam.duration_minutes), exam.closes_at)
         return end + timedelta(minutes=self.extra_minutes)
+
+    @property
+    def how_it_ended(self) -> str:
+        """How the attempt ended, in words for reports; "" while it has not."""
+        if self.finished_at is None:
+            return ""
+        if self.end_reason == self.TIME_UP:
+            return "Time up: submitted automatically at the deadline"
+        if self.end_reason:
+            return f"Ended early: {self.end_reason}"
+        return "Submitted by the candidate"
 
     @property
     def is_live(self) -> bool:
@@ -379,16 +440,32 @@ class Message(models.Model):
         return "Proctor (warning)" if self.kind == self.Kind.WARNING else "Proctor"
 
 
+class AuditEntryChanged(Exception):
+    """The audit log is append-only: a row is never edited or deleted."""
+
+
 class AuditEntry(models.Model):
-    """Who did what. Staff actions carry the user; candidate actions a label."""
+    """Who did what. Staff actions carry the user; candidate actions a label.
+
+    Append-only. A row outlives what it describes: deleting an exam or a
+    session only empties ``exam``/``session`` (SET_NULL), and
+    ``subject_label`` still says what the row was about. ``save()`` refuses
+    to change a stored row and ``delete()`` refuses outright; on PostgreSQL a
+    trigger (migration 0007) refuses any UPDATE but that emptying, and any
+    DELETE, whoever runs the SQL."""
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor_label = models.CharField(max_length=200)
     action = models.CharField(max_length=60)
-    exam = models.ForeignKey(Exam, null=True, blank=True, on_delete=models.CASCADE, related_name="audit")
+    exam = models.ForeignKey(Exam, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit")
     session = models.ForeignKey(
-        ExamSession, null=True, blank=True, on_delete=models.CASCADE, related_name="audit"
+        ExamSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit"
+    )
+    subject_label = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="What the entry was about, kept after the exam or session is deleted.",
     )
     details = models.JSONField(default=dict, blank=True)
 
@@ -398,3 +475,11 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AuditEntryChanged("audit entries are append-only; this one is already stored")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEntryChanged("audit entries are append-only and are never deleted")

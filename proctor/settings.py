@@ -138,9 +138,35 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Django way instead): Celery's fixup force-closes only every 2 x this many tasks.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task has a time limit. Analysis of one frame takes well under a
+# second (docs/performance.md); SoftTimeLimitExceeded lets a stuck one give
+# its session's queue slot back before the hard limit kills the process.
+# (The first frame of a worker also loads the models: seconds, not a minute.)
+# The purge sets its own, longer limits.
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+# Housekeeping has its own queue, so a backlog of frames never delays it; a
+# worker consumes both (Makefile, bin/run, docker-compose.yml).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+HOUSEKEEPING_QUEUE = "housekeeping"
+CELERY_TASK_ROUTES = {"exams.tasks.*": {"queue": HOUSEKEEPING_QUEUE}}
+# Each entry expires after its own period: a late run is dropped, the next does the same work.
 CELERY_BEAT_SCHEDULE = {
-    "purge-expired-evidence": {"task": "exams.tasks.purge_expired", "schedule": 3600.0},
-    "close-stale-connections": {"task": "exams.tasks.mark_stale_connections", "schedule": 30.0},
+    "purge-expired-evidence": {
+        "task": "exams.tasks.purge_expired",
+        "schedule": 3600.0,
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 3600},
+    },
+    "close-stale-connections": {
+        "task": "exams.tasks.mark_stale_connections",
+        "schedule": 30.0,
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 30},
+    },
+    "submit-overdue-exams": {
+        "task": "exams.tasks.submit_overdue",
+        "schedule": 30.0,
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 30},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

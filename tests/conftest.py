@@ -197,7 +197,9 @@ def outsider(db, django_user_model):
 
 
 @pytest.fixture
-def exam(db, proctor):
+def exam(db, proctor, request):
+    """Proctored by ``proctor``, and reviewed by whichever of ``reviewer`` and
+    ``second_reviewer`` the test asks for (``other_exam`` has no reviewers)."""
     from django.utils import timezone
 
     from exams.models import Exam
@@ -207,6 +209,9 @@ def exam(db, proctor):
         title="Algebra final", opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=3)
     )
     exam.proctors.add(proctor)
+    for name in ("reviewer", "second_reviewer"):
+        if name in request.fixturenames:
+            exam.reviewers.add(request.getfixturevalue(name))
     return exam
 
 
@@ -358,6 +363,8 @@ def celery_worker_start(
             "-A",
             "proctor",
             "worker",
+            "-Q",
+            "celery,housekeeping",
             f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--without-gossip",

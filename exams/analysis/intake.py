@@ -47,19 +47,20 @@ def _embedded_pool() -> ThreadPoolExecutor:
 TASKS = {FRAME: "analysis.analyse_frame", VERIFY: "analysis.verify_identity"}
 
 
-def _schedule(kind: str, session_id: str) -> None:
+def _schedule(kind: str, session_id: str, owner: str) -> None:
+    """Queue the analysis that owns the session's busy flag (``owner``, its token)."""
     name = TASKS[kind]
     if settings.EMBEDDED:
-        _embedded_pool().submit(_run_embedded, name, session_id)
+        _embedded_pool().submit(_run_embedded, name, session_id, owner)
     else:
-        current_app.signature(name, kwargs={"session_id": session_id}).apply_async()
+        current_app.signature(name, kwargs={"session_id": session_id, "owner": owner}).apply_async()
 
 
-def _run_embedded(name: str, session_id: str) -> None:
+def _run_embedded(name: str, session_id: str, owner: str) -> None:
     try:
         # Imports CELERY_IMPORTS once, so the task is registered by name.
         current_app.loader.import_default_modules()
-        current_app.tasks[name].run(session_id=session_id)
+        current_app.tasks[name].run(session_id=session_id, owner=owner)
     except Exception:
         log.exception("embedded analysis of session %s failed", session_id)
     finally:
@@ -81,13 +82,15 @@ def submit(kind: str, *, session: ExamSession, data: bytes) -> bool:
     frame = QueuedFrame(session_id=session_id, seq=seq, received_at=time.time(), data=data)
     put = frame_queue().put(kind, frame)
     if put.scheduled:
-        _schedule(kind, session_id)
+        _schedule(kind, session_id, put.owner)
     return put.replaced
 
 
-def finished(kind: str, session_id: str, *, failed: bool = False) -> None:
+def finished(kind: str, session_id: str, *, owner: str, failed: bool = False) -> None:
     """Called by the analyser when done (``failed`` if it raised: the database
-    was down, say); picks up a frame that came in meanwhile."""
+    was down, say); picks up a frame that came in meanwhile. Only the owner
+    of the session's busy flag releases it."""
     frame_queue().done(kind, session_id, failed=failed)
-    if frame_queue().release(kind, session_id):
-        _schedule(kind, session_id)
+    new_owner = frame_queue().release(kind, session_id, owner)
+    if new_owner:
+        _schedule(kind, session_id, new_owner)

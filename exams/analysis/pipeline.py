@@ -63,19 +63,20 @@ def _load(session_id: str) -> ExamSession | None:
     return ExamSession.objects.select_related("candidate__exam").filter(public_id=session_id).first()
 
 
-def _finishing(kind: str, session_id: str, work: Callable[[str], str]) -> str:
-    """Run one analysis, then tell the queue it is done (``failed`` if it raised)."""
+def _finishing(kind: str, session_id: str, owner: str, work: Callable[[str], str]) -> str:
+    """Run one analysis, then tell the queue it is done (``failed`` if it raised,
+    SoftTimeLimitExceeded included), releasing the busy flag ``owner`` holds."""
     failed = True
     try:
         result = work(session_id)
         failed = False
         return result
     finally:
-        intake.finished(kind, session_id, failed=failed)
+        intake.finished(kind, session_id, owner=owner, failed=failed)
 
 
-def analyse_next_frame(session_id: str) -> str:
-    return _finishing(intake.FRAME, session_id, _analyse_next_frame)
+def analyse_next_frame(session_id: str, *, owner: str = "") -> str:
+    return _finishing(intake.FRAME, session_id, owner, _analyse_next_frame)
 
 
 def _analyse_next_frame(session_id: str) -> str:
@@ -134,8 +135,8 @@ def _analyse_next_frame(session_id: str) -> str:
     return f"analysed, {len(actions)} event actions"
 
 
-def verify_next_photo(session_id: str) -> str:
-    return _finishing(intake.VERIFY, session_id, _verify_next_photo)
+def verify_next_photo(session_id: str, *, owner: str = "") -> str:
+    return _finishing(intake.VERIFY, session_id, owner, _verify_next_photo)
 
 
 def _verify_next_photo(session_id: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +32,32 @@ log = logging.getLogger(__name__)
 
 FRAME_TTL_SECONDS = 120
 # A worker that died mid-analysis leaves the busy flag behind; it expires.
+# The analysis tasks' hard time limit is below this, so a flag outlives its
+# owner only when the owner's process died.
 BUSY_TTL_SECONDS = 30
+
+# The busy flag holds its owner's token: only that owner releases it, and in
+# the same step hands it to a new owner if a frame came in meanwhile. A stale
+# analyser (its flag expired and another took over) changes nothing. If the
+# flag is gone altogether, a waiting frame is claimed, so it is never stranded.
+_RELEASE = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+    return ''
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return ARGV[2]
+end
+if current then
+    redis.call('DEL', KEYS[1])
+end
+return ''
+"""
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -47,8 +73,9 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class Put:
-    scheduled: bool  # the caller must schedule an analysis
+    scheduled: bool  # the caller must schedule an analysis, handing it ``owner``
     replaced: bool  # a frame of the session was still waiting: analysis lags behind this stream
+    owner: str = ""  # the busy flag's token, when scheduled
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,7 @@ class RedisFrameQueue:
         import redis
 
         self.redis = redis.Redis.from_url(url)
+        self._release = self.redis.register_script(_RELEASE)
 
     @staticmethod
     def _keys(kind: str, session_id: str) -> tuple[str, str]:
@@ -80,16 +108,17 @@ class RedisFrameQueue:
     def put(self, kind: str, frame: QueuedFrame) -> Put:
         """Store the frame, replacing a waiting one."""
         data_key, busy_key = self._keys(kind, frame.session_id)
+        owner = _token()
         pipe = self.redis.pipeline(transaction=True)
         pipe.exists(data_key)
         pipe.hset(data_key, mapping={"seq": frame.seq, "at": repr(frame.received_at), "data": frame.data})
         pipe.expire(data_key, FRAME_TTL_SECONDS)
-        pipe.set(busy_key, 1, nx=True, ex=BUSY_TTL_SECONDS)
+        pipe.set(busy_key, owner, nx=True, ex=BUSY_TTL_SECONDS)
         pipe.hincrby(self._counters(kind), "received", 1)
         replaced, *_, scheduled, _ = pipe.execute()
         if replaced:
             self.redis.hincrby(self._counters(kind), "replaced", 1)
-        return Put(scheduled=bool(scheduled), replaced=bool(replaced))
+        return Put(scheduled=bool(scheduled), replaced=bool(replaced), owner=owner if scheduled else "")
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         data_key, _ = self._keys(kind, session_id)
@@ -141,13 +170,14 @@ class RedisFrameQueue:
         """No frame of the session is waiting, and none is being analysed."""
         return not self.redis.exists(*self._keys(kind, session_id))
 
-    def release(self, kind: str, session_id: str) -> bool:
-        """Drop the busy flag; True if a frame arrived meanwhile and must be scheduled."""
+    def release(self, kind: str, session_id: str, owner: str) -> str:
+        """``owner`` is done: drop its busy flag, or, if a frame arrived meanwhile,
+        hand the flag to a new owner and return its token (the caller schedules
+        an analysis with it). A flag held by another owner is left alone: "".
+        One Lua script, so no other analyser can slip in between."""
         data_key, busy_key = self._keys(kind, session_id)
-        self.redis.delete(busy_key)
-        if self.redis.exists(data_key):
-            return bool(self.redis.set(busy_key, 1, nx=True, ex=BUSY_TTL_SECONDS))
-        return False
+        new = self._release(keys=[busy_key, data_key], args=[owner, _token(), BUSY_TTL_SECONDS])
+        return new.decode() if isinstance(new, bytes) else (new or "")
 
 
 class MemoryFrameQueue:
@@ -156,7 +186,7 @@ class MemoryFrameQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._frames: dict[tuple[str, str], QueuedFrame] = {}
-        self._busy: set[tuple[str, str]] = set()
+        self._busy: dict[tuple[str, str], str] = {}
         self._counters: dict[str, Counter] = {}
 
     def put(self, kind: str, frame: QueuedFrame) -> Put:
@@ -169,8 +199,8 @@ class MemoryFrameQueue:
             self._frames[key] = frame
             if key in self._busy:
                 return Put(scheduled=False, replaced=replaced)
-            self._busy.add(key)
-            return Put(scheduled=True, replaced=replaced)
+            self._busy[key] = owner = _token()
+            return Put(scheduled=True, replaced=replaced, owner=owner)
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         with self._lock:
@@ -187,7 +217,7 @@ class MemoryFrameQueue:
     def forget(self, kind: str, session_id: str) -> None:
         with self._lock:
             self._frames.pop((kind, session_id), None)
-            self._busy.discard((kind, session_id))
+            self._busy.pop((kind, session_id), None)
 
     def stats(self, kind: str) -> QueueStats:
         now = time.time()
@@ -202,13 +232,17 @@ class MemoryFrameQueue:
         with self._lock:
             return key not in self._frames and key not in self._busy
 
-    def release(self, kind: str, session_id: str) -> bool:
+    def release(self, kind: str, session_id: str, owner: str) -> str:
         key = (kind, session_id)
         with self._lock:
+            current = self._busy.get(key)
+            if current is not None and current != owner:
+                return ""
             if key in self._frames:
-                return True
-            self._busy.discard(key)
-            return False
+                self._busy[key] = new = _token()
+                return new
+            self._busy.pop(key, None)
+            return ""
 
 
 @lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                 "verified_at": _iso(session.verified_at),
                 "started_at": _iso(session.started_at),
                 "finished_at": _iso(session.finished_at),
+                "ended": session.how_it_ended,
                 "risk_score": risk_of(events).score,
                 "events": [
                     {

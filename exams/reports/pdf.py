@@ -102,6 +102,7 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
         ["Identity check", identity],
         ["Started", _when(session.started_at)],
         ["Finished", _when(session.finished_at)],
+        ["Ended", session.how_it_ended or "—"],
         ["Risk score", f"{risk.score} / 100"],
     ]
     table = Table(

@@ -16,6 +16,7 @@ CSV_COLUMNS = [
     "consented_at",
     "started_at",
     "finished_at",
+    "ended",
     "risk_score",
     "event_type",
     "severity",
@@ -66,6 +67,7 @@ def report_csv(exam: Exam) -> str:
             s["consented_at"],
             s["started_at"],
             s["finished_at"],
+            s["ended"],
             s["risk_score"],
         ]
         if not s["events"]:

@@ -11,7 +11,8 @@ caller may retry. One module per part of the product:
 - ``connections``: the candidate's websocket claim on the session;
 - ``proctoring``: proctor actions and the candidate's chat;
 - ``review``: reviewers' decisions and the two-reviewer rule;
-- ``retention``: the purge of biometric data and evidence.
+- ``retention``: the purge of biometric data and evidence;
+- ``revocation``: open proctor sockets close when their user's rights go.
 
 Everything public is importable from ``exams.services`` itself.
 """
@@ -19,12 +20,18 @@ Everything public is importable from ``exams.services`` itself.
 from exams.services.audit import (
     audit_anonymous_refusal,
     audit_record,
+    audit_view,
     candidate_label,
 )
 from exams.services.candidate_flow import (
+    TIME_UP,
+    OutsideWindow,
+    exam_window_check,
     session_consent,
     session_start,
     session_submit,
+    session_time_up,
+    sessions_submit_overdue,
     verification_capture_reference,
     verification_compare,
     verification_pending,
@@ -59,6 +66,9 @@ from exams.services.review import (
     session_review,
     session_violation_votes,
 )
+from exams.services.revocation import (
+    staff_revoke_later,
+)
 from exams.services.roster import (
     ROSTER_COLUMNS,
     RosterError,
@@ -76,6 +86,7 @@ __all__ = [
     "analysis_record",
     "audit_anonymous_refusal",
     "audit_record",
+    "audit_view",
     "candidate_label",
     "ROSTER_COLUMNS",
     "RosterError",
@@ -91,6 +102,11 @@ __all__ = [
     "session_consent",
     "session_start",
     "session_submit",
+    "session_time_up",
+    "sessions_submit_overdue",
+    "OutsideWindow",
+    "TIME_UP",
+    "exam_window_check",
     "verification_capture_reference",
     "verification_compare",
     "verification_pending",
@@ -112,4 +128,5 @@ __all__ = [
     "session_review",
     "session_violation_votes",
     "exams_purge_expired",
+    "staff_revoke_later",
 ]

@@ -27,10 +27,45 @@ def audit_record(
     if session is not None and exam is None:
         exam = session.exam
     entry = AuditEntry.objects.create(
-        actor=actor, actor_label=actor_label, action=action, exam=exam, session=session, details=details or {}
+        actor=actor,
+        actor_label=actor_label,
+        action=action,
+        exam=exam,
+        session=session,
+        subject_label=subject_label(exam=exam, session=session),
+        details=details or {},
     )
     log.info("audit: %s %s %s", actor_label, action, details or "")
     return entry
+
+
+def subject_label(*, exam: Exam | None, session: ExamSession | None) -> str:
+    """What an audit row is about, in words that outlive the rows (exam and
+    session are emptied when those are deleted). Ids and the exam's title, no
+    candidate name: erasing a candidate must not have to rewrite the audit."""
+    parts = []
+    if exam is not None:
+        parts.append(f"exam {exam.title!r} ({exam.code})")
+    if session is not None:
+        parts.append(f"session {session.public_id}")
+    return "; ".join(parts)[:300]
+
+
+# Viewing evidence is audited once per viewer, action and subject per this
+# many seconds: a report page loads one picture per flag, and each must not
+# add a row.
+VIEW_AUDIT_SECONDS = 600
+
+
+def audit_view(*, action: str, actor, subject: str, exam=None, session=None, details=None) -> bool:
+    """Audit that ``actor`` looked at ``subject`` (an event's evidence, a
+    report), at most once per VIEW_AUDIT_SECONDS for the same viewer, action
+    and subject; True if a row was written. The first view is always audited."""
+    key = f"audit-view:{actor.pk}:{action}:{subject}"
+    if not cache.add(key, 1, VIEW_AUDIT_SECONDS):
+        return False
+    audit_record(action=action, actor=actor, exam=exam, session=session, details=details)
+    return True
 
 
 # Refused links are audited, but a script trying tokens must not fill the log:

@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from exams import live
-from exams.models import Event, ExamSession, VerificationStatus
+from exams.models import Event, Exam, ExamSession, VerificationStatus
 from exams.services.audit import audit_record, candidate_label
 from exams.services.events import event_record_instant, events_close_open
+
+log = logging.getLogger(__name__)
+
+TIME_UP = ExamSession.TIME_UP
+
+
+class OutsideWindow(Exception):
+    """Verification or start was attempted before the exam opened or after it
+    closed. ``message`` is for the candidate, in UTC; pages show the window's
+    times again in the candidate's own time zone."""
+
+    def __init__(self, exam: Exam, now: datetime) -> None:
+        self.exam = exam
+        self.early = now < exam.opens_at
+        if self.early:
+            message = (
+                f"This exam opens at {_utc(exam.opens_at)}. Come back then to check your camera and start."
+            )
+        else:
+            message = f"This exam closed at {_utc(exam.closes_at)}, so it can no longer be started."
+        super().__init__(message)
+        self.message = message
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def exam_window_check(*, exam: Exam, now: datetime | None = None) -> None:
+    """Raise OutsideWindow unless ``now`` is within opens_at..closes_at."""
+    now = now or timezone.now()
+    if not exam.is_open(now):
+        raise OutsideWindow(exam, now)
 
 
 def session_consent(*, session: ExamSession, version: str) -> None:
@@ -48,7 +84,7 @@ def verification_capture_reference(*, session: ExamSession, encoding, photo_jpeg
     """No roster photo: the verification photo becomes the reference, marked unverified."""
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
-        if session.state != ExamSession.State.CONSENTED:
+        if session.state != ExamSession.State.CONSENTED or _refused_outside_window(session):
             return
         candidate = session.candidate
         candidate.reference_encodings = [list(map(float, encoding))]
@@ -84,7 +120,7 @@ def verification_compare(
     events: list[Event] = []
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
-        if session.state != ExamSession.State.CONSENTED:
+        if session.state != ExamSession.State.CONSENTED or _refused_outside_window(session, now):
             return
         session.verification_attempts += 1
         session.verification_distance = distance
@@ -127,11 +163,27 @@ def verification_compare(
     live.session_changed(session, events=events)
 
 
+def _refused_outside_window(session: ExamSession, now: datetime | None = None) -> bool:
+    """A verification photo analysed after the window closed (it was queued
+    just before) verifies nothing; the candidate is told why. Call under the lock."""
+    try:
+        exam_window_check(exam=session.exam, now=now)
+    except OutsideWindow as exc:
+        session.verification_status = VerificationStatus.NONE
+        session.verification_message = exc.message[:300]
+        session.save(update_fields=["verification_status", "verification_message"])
+        return True
+    return False
+
+
 def session_start(*, session: ExamSession) -> ExamSession:
+    """Start a verified attempt; OutsideWindow if the exam is not open now."""
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
         if session.state == ExamSession.State.VERIFIED:
-            session.start(now=timezone.now())
+            now = timezone.now()
+            exam_window_check(exam=session.exam, now=now)
+            session.start(now=now)
             session.save()
             audit_record(action="exam_start", actor_label=candidate_label(session), session=session)
     live.session_changed(session)
@@ -151,3 +203,52 @@ def session_submit(*, session: ExamSession) -> ExamSession:
     live.session_changed(session)
     live.to_candidate(session, {"type": "ended", "state": session.state})
     return session
+
+
+def session_time_up(*, session: ExamSession, now: datetime | None = None) -> bool:
+    """Submit an attempt whose deadline has passed (start + duration, or the
+    window's close, moved by extra time), recording why. Safe to call at any
+    time and twice: True only for the call that submitted it.
+
+    Called by the beat task for every overdue attempt, and lazily whenever the
+    candidate's page or socket is touched after the deadline."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = ExamSession.objects.locked(session.pk)
+        deadline = session.deadline
+        if session.state != ExamSession.State.IN_PROGRESS or deadline is None or now < deadline:
+            return False
+        session.submit(now=now)
+        session.end_reason = TIME_UP
+        session.save()
+        events_close_open(session=session)
+        audit_record(
+            action="exam_time_up",
+            actor_label="system",
+            session=session,
+            details={"deadline": deadline.isoformat(), "extra_minutes": session.extra_minutes},
+        )
+    live.session_changed(session)
+    live.to_candidate(
+        session, {"type": "ended", "state": session.state, "text": "Time is up: your exam was submitted."}
+    )
+    return True
+
+
+def sessions_submit_overdue(*, now: datetime | None = None) -> int:
+    """Submit every attempt in progress whose deadline has passed; how many.
+
+    The deadline is computed in Python (``ExamSession.deadline``) over the
+    attempts in progress, which are few (the live ones), so the rule lives in
+    one place and works on SQLite in embedded mode too."""
+    now = now or timezone.now()
+    count = 0
+    running = ExamSession.objects.filter(state=ExamSession.State.IN_PROGRESS, started_at__isnull=False)
+    for session in running.select_related("candidate__exam").iterator():
+        deadline = session.deadline
+        if deadline is not None and deadline <= now:
+            try:
+                count += session_time_up(session=session, now=now)
+            except Exception:  # one broken attempt must not keep the others running forever
+                log.exception("could not submit overdue session %s", session.public_id)
+    return count

@@ -22,16 +22,30 @@ from exams.services.audit import audit_record
 User = get_user_model()
 
 
-def exam_create(*, title: str, proctors: Sequence[str] = (), actor_label: str = "cli", **fields: Any) -> Exam:
-    users = list(User.objects.filter(username__in=proctors))
-    missing = set(proctors) - {u.username for u in users}
+def _users(usernames: Sequence[str], role: str) -> list:
+    users = list(User.objects.filter(username__in=usernames))
+    missing = set(usernames) - {u.username for u in users}
     if missing:
-        raise ValueError(f"unknown proctor user(s): {', '.join(sorted(missing))}")
+        raise ValueError(f"unknown {role} user(s): {', '.join(sorted(missing))}")
+    return users
+
+
+def exam_create(
+    *,
+    title: str,
+    proctors: Sequence[str] = (),
+    reviewers: Sequence[str] = (),
+    actor_label: str = "cli",
+    **fields: Any,
+) -> Exam:
+    users = _users(proctors, "proctor")
+    reviewer_users = _users(reviewers, "reviewer")
     with transaction.atomic():
         exam = Exam(title=title, **fields)
         exam.full_clean()
         exam.save()
         exam.proctors.set(users)
+        exam.reviewers.set(reviewer_users)
         audit_record(action="exam_create", actor_label=actor_label, exam=exam, details={"title": title})
     return exam
 

@@ -7,6 +7,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from exams import services
@@ -31,6 +32,11 @@ def candidate_view(view):
                 return JsonResponse({"error": exc.code, "message": exc.reason}, status=status)
             return render(request, "take/refused.html", {"reason": exc.reason}, status=status)
         session = services.session_for_candidate(candidate)
+        deadline = session.deadline
+        if session.is_live and deadline is not None and deadline <= timezone.now():
+            # Time ran out while nobody was looking (the beat task may not have run yet).
+            services.session_time_up(session=session)
+            session.refresh_from_db()
         return view(request, session, *args, **kwargs)
 
     return wrapper
@@ -79,10 +85,26 @@ def take_consent(request: HttpRequest, session: ExamSession) -> HttpResponse:
     )
 
 
+def _outside_window(
+    request: HttpRequest, session: ExamSession, refused: services.OutsideWindow
+) -> HttpResponse:
+    """The page that says when the exam opens (or that it closed), in the candidate's time zone."""
+    return render(
+        request,
+        "take/outside_window.html",
+        {"session": session, "exam": session.exam, "message": refused.message, "early": refused.early},
+        status=403,
+    )
+
+
 @candidate_view
 def take_verify(request: HttpRequest, session: ExamSession) -> HttpResponse:
     if session.state != State.CONSENTED:
         return redirect(_next_step(session), token=session.candidate.token)
+    try:
+        services.exam_window_check(exam=session.exam)
+    except services.OutsideWindow as refused:
+        return _outside_window(request, session, refused)
     return render(
         request,
         "take/verify.html",
@@ -100,6 +122,19 @@ def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonRespons
     if session.state != State.CONSENTED:
         return JsonResponse(
             {"error": "wrong_state", "message": "Verification is already done.", "state": session.state},
+            status=409,
+        )
+    try:
+        services.exam_window_check(exam=session.exam)
+    except services.OutsideWindow as refused:
+        exam = session.exam
+        return JsonResponse(
+            {
+                "error": "outside_window",
+                "message": refused.message,
+                "opens_at": exam.opens_at.isoformat(),
+                "closes_at": exam.closes_at.isoformat(),
+            },
             status=409,
         )
     body = request.body
@@ -131,7 +166,10 @@ def take_verify_status(request: HttpRequest, session: ExamSession) -> JsonRespon
 @candidate_view
 def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
     if session.state == State.VERIFIED:
-        session = services.session_start(session=session)
+        try:
+            session = services.session_start(session=session)
+        except services.OutsideWindow as refused:
+            return _outside_window(request, session, refused)
     if session.state != State.IN_PROGRESS:
         return redirect(_next_step(session), token=session.candidate.token)
     return render(

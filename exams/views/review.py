@@ -12,8 +12,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from exams import reports, services
-from exams.access import get_event_for_staff, get_exam_for_reviewer, get_session_for_reviewer, is_reviewer
-from exams.models import Event, Exam, ExamSession, IllegalTransition, ReviewOutcome
+from exams.access import (
+    exams_for_reviewer,
+    get_event_for_reviewer,
+    get_event_for_staff,
+    get_exam_for_reviewer,
+    get_session_for_reviewer,
+    is_reviewer,
+)
+from exams.models import Event, ExamSession, IllegalTransition, ReviewOutcome
 from exams.risk import risk_of
 
 DISMISSED = Event.Review.DISMISSED
@@ -23,7 +30,7 @@ DISMISSED = Event.Review.DISMISSED
 def review_index(request: HttpRequest) -> HttpResponse:
     if not is_reviewer(request.user):
         raise PermissionDenied("reviewers only")
-    exams = Exam.objects.annotate(sessions=Count("candidates__session"))
+    exams = exams_for_reviewer(request.user).annotate(sessions=Count("candidates__session"))
     return render(request, "review/index.html", {"exams": exams})
 
 
@@ -45,6 +52,9 @@ def review_exam(request: HttpRequest, code) -> HttpResponse:
 @login_required
 def review_session(request: HttpRequest, public_id) -> HttpResponse:
     session = get_session_for_reviewer(request.user, public_id)
+    services.audit_view(
+        action="report_view", actor=request.user, subject=str(session.public_id), session=session
+    )
     events = list(session.events.all())
     return render(
         request,
@@ -64,9 +74,7 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
 @require_POST
 @login_required
 def review_event(request: HttpRequest, public_id) -> HttpResponse:
-    event = get_event_for_staff(request.user, public_id)
-    if not is_reviewer(request.user):
-        raise PermissionDenied("reviewers only")
+    event = get_event_for_reviewer(request.user, public_id)
     try:
         services.event_review(
             event=event,
@@ -108,6 +116,13 @@ def evidence(request: HttpRequest, public_id) -> HttpResponse:
     event = get_event_for_staff(request.user, public_id)
     if not event.evidence:
         raise Http404("no evidence frame (none taken, or purged after retention)")
+    services.audit_view(
+        action="evidence_view",
+        actor=request.user,
+        subject=str(event.public_id),
+        session=event.session,
+        details={"event": str(event.public_id), "type": event.type},
+    )
     try:
         handle = event.evidence.open("rb")
     except FileNotFoundError:

@@ -76,6 +76,8 @@ def test_it_runs_migrate_then_daphne_in_web(services: dict) -> None:
 def test_it_runs_celery_worker_and_beat(services: dict) -> None:
     assert "celery -A proctor worker" in _command(services["worker"])
     assert "--concurrency" in _command(services["worker"])
+    # Frames (the default queue) and housekeeping (purge, overdue exams) both.
+    assert "-Q celery,housekeeping" in _command(services["worker"])
     assert "celery -A proctor beat" in _command(services["beat"])
 
 

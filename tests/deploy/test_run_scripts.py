@@ -169,7 +169,7 @@ def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> No
     started = sorted(" ".join(entry[2:]) for entry in _log(checkout) if entry[0] == "server")
     assert started == [
         "celery -A proctor beat -l info -s var/celerybeat-schedule",
-        "celery -A proctor worker -l info --concurrency 2",
+        "celery -A proctor worker -Q celery,housekeeping -l info --concurrency 2",
         f"daphne -b 127.0.0.1 -p {port} proctor.asgi:application",
     ]
 

@@ -22,6 +22,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--title", required=True)
         parser.add_argument("--proctor", action="append", default=[], help="username; repeat for several")
+        parser.add_argument("--reviewer", action="append", default=[], help="username; repeat for several")
         parser.add_argument("--opens", help="ISO date-time, default now")
         parser.add_argument("--closes", help="ISO date-time, default a week after opening")
         parser.add_argument("--duration", type=int, default=60, help="minutes")
@@ -40,6 +41,7 @@ class Command(BaseCommand):
             exam = exam_create(
                 title=o["title"],
                 proctors=o["proctor"],
+                reviewers=o["reviewer"],
                 opens_at=opens,
                 closes_at=closes,
                 duration_minutes=o["duration"],
@@ -56,6 +58,7 @@ class Command(BaseCommand):
             "opens_at": exam.opens_at.isoformat(),
             "closes_at": exam.closes_at.isoformat(),
             "proctors": o["proctor"],
+            "reviewers": o["reviewer"],
             "live_url": reverse("proctor_live", args=[exam.code]),
             "review_url": reverse("review_exam", args=[exam.code]),
         }

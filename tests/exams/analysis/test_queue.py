@@ -41,7 +41,7 @@ def test_it_keeps_only_the_latest_frame_and_counts_the_replaced_one(queue):
     assert during.waiting >= 1 and during.oldest_wait_seconds >= 3.0
     assert queue.take("frame", session).seq == 2
     queue.done("frame", session)
-    assert queue.release("frame", session) is False and queue.idle("frame", session)
+    assert queue.release("frame", session, first.owner) == "" and queue.idle("frame", session)
     assert _delta(before, queue.stats("frame")) == {"received": 2, "replaced": 1, "taken": 1}
 
 
@@ -63,3 +63,63 @@ def test_it_prints_the_queue_status(capsys, settings):
     call_command("analysis_status")
     out = capsys.readouterr().out
     assert "oldest wait" in out and "broker tasks waiting" in out
+
+
+def test_it_lets_only_the_owner_release_the_busy_flag(queue):
+    """A stale analyser (its flag expired and a newer analysis took the session
+    over) must not clear the newer one's flag, or two analyses of one session
+    would run at once and its stream state would go out of order."""
+    session = uuid.uuid4().hex
+    stale = queue.put("frame", _frame(session, 1))
+    assert stale.scheduled and stale.owner
+    queue.take("frame", session)
+    queue.forget("frame", session)  # stands for the flag expiring under a stuck analyser
+    current = queue.put("frame", _frame(session, 2))
+    assert current.scheduled and current.owner != stale.owner
+    assert queue.release("frame", session, stale.owner) == ""  # the stale finisher
+    assert not queue.idle("frame", session)
+    assert not queue.put("frame", _frame(session, 3)).scheduled  # still busy: no second analysis
+    assert queue.take("frame", session).seq == 3
+    assert queue.release("frame", session, current.owner) == "" and queue.idle("frame", session)
+
+
+def test_it_hands_the_flag_to_a_new_owner_when_a_frame_waits(queue):
+    session = uuid.uuid4().hex
+    first = queue.put("frame", _frame(session, 1))
+    queue.take("frame", session)
+    queue.put("frame", _frame(session, 2))  # arrives while the first is analysed
+    second = queue.release("frame", session, first.owner)
+    assert second and second != first.owner
+    assert queue.release("frame", session, first.owner) == ""  # the first owner is done for good
+    queue.take("frame", session)
+    assert queue.release("frame", session, second) == "" and queue.idle("frame", session)
+
+
+@pytest.mark.django_db
+def test_it_gives_the_slot_back_when_analysis_hits_its_soft_time_limit(settings, monkeypatch):
+    """A stuck analysis (SoftTimeLimitExceeded) releases the session's busy flag
+    at once, so the session's next frame is analysed, instead of waiting for
+    the flag to expire; the frame is counted as lost."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from exams.analysis import intake, pipeline, tasks
+    from exams.analysis.queue import BUSY_TTL_SECONDS, frame_queue
+
+    assert tasks.analyse_frame.time_limit < BUSY_TTL_SECONDS  # a live analysis keeps its flag
+    assert tasks.analyse_frame.soft_time_limit < tasks.analyse_frame.time_limit
+    scheduled = []
+    monkeypatch.setattr(intake, "_schedule", lambda kind, session_id, owner: scheduled.append(owner))
+
+    def stuck(session_id):
+        frame_queue().take(intake.FRAME, session_id)
+        frame_queue().put(intake.FRAME, _frame(session_id, 2))  # the next frame arrives meanwhile
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(pipeline, "_analyse_next_frame", stuck)
+    session = uuid.uuid4().hex
+    before = frame_queue().stats("frame")
+    put = frame_queue().put(intake.FRAME, _frame(session, 1))
+    assert tasks.analyse_frame.run(session_id=session, owner=put.owner) == "time limit"
+    assert len(scheduled) == 1 and scheduled[0] != put.owner  # the next frame got the slot
+    assert _delta(before, frame_queue().stats("frame"))["lost"] == 1
+    frame_queue().forget(intake.FRAME, session)
