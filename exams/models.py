@@ -296,6 +296,22 @@ class Event(models.Model):
         return max(0.0, (self.ended_at - self.started_at).total_seconds())
 
 
+class EventFrame(models.Model):
+    """One picture of an event's clip: the frames just before the event opened,
+    the frame that opened it, and the next few after it, as the candidate's
+    browser sent them (see exams/clips.py)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="frames")
+    taken_at = models.DateTimeField()
+    image = models.FileField(upload_to="clips/")
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} frame {self.taken_at:%H:%M:%S.%f}"
+
+
 class ReviewDecision(models.Model):
     class Decision(models.TextChoices):
         CONFIRM = "confirm"
