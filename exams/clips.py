@@ -87,7 +87,9 @@ class RedisClipBuffer:
 
     def recent(self, session_id: str) -> list[BufferedFrame]:
         """The buffered frames, oldest first."""
-        return [BufferedFrame.unpack(raw) for raw in reversed(self.redis.lrange(self._frames(session_id), 0, -1))]
+        return [
+            BufferedFrame.unpack(raw) for raw in reversed(self.redis.lrange(self._frames(session_id), 0, -1))
+        ]
 
     def wait_for(self, session_id: str, counts: dict[int, int]) -> None:
         """Set how many more frames each event waits for; 0 or less drops it."""

@@ -5,22 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exams', '0006_review_and_time'),
+        ("exams", "0006_review_and_time"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventFrame',
+            name="EventFrame",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('taken_at', models.DateTimeField()),
-                ('image', models.FileField(upload_to='clips/')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='frames', to='exams.event')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("taken_at", models.DateTimeField()),
+                ("image", models.FileField(upload_to="clips/")),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="frames", to="exams.event"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['taken_at', 'id'],
+                "ordering": ["taken_at", "id"],
             },
         ),
     ]

@@ -55,7 +55,14 @@ from exams.services.retention import (
     exams_purge_expired,
 )
 from exams.services.review import (
+    DecisionState,
+    ReviewRow,
     event_review,
+    events_review_bulk,
+    review_queue,
+    review_queue_next,
+    review_rows,
+    session_decision_state,
     session_review,
     session_violation_votes,
 )
@@ -109,6 +116,13 @@ __all__ = [
     "message_from_candidate",
     "proctor_act",
     "event_review",
+    "events_review_bulk",
+    "DecisionState",
+    "ReviewRow",
+    "review_queue",
+    "review_queue_next",
+    "review_rows",
+    "session_decision_state",
     "session_review",
     "session_violation_votes",
     "exams_purge_expired",
