@@ -205,7 +205,7 @@ def review_next(request: HttpRequest) -> HttpResponse:
     return redirect("review_session", public_id=following.public_id)
 
 
-def _image_response(field) -> FileResponse:
+def image_response(field) -> FileResponse:
     """A stored picture, privately cached; 404 once purged or missing."""
     if not field:
         raise Http404("no picture (none taken, or purged after retention)")
@@ -223,7 +223,7 @@ def _image_response(field) -> FileResponse:
 def review_reference(request: HttpRequest, public_id) -> HttpResponse:
     """The candidate's reference photo, for the reviewer to compare with the evidence."""
     session = get_session_for_reviewer(request.user, public_id)
-    return _image_response(session.candidate.reference_photo)
+    return image_response(session.candidate.reference_photo)
 
 
 @login_required
@@ -233,7 +233,7 @@ def evidence_frame(request: HttpRequest, public_id, index: int) -> HttpResponse:
     frame = event.frames.all()[index : index + 1].first()
     if frame is None:
         raise Http404("no such clip frame")
-    return _image_response(frame.image)
+    return image_response(frame.image)
 
 
 @login_required

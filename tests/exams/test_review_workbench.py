@@ -236,3 +236,18 @@ def test_it_serves_clip_frames_in_order(reviewer, outsider, finished_session):
     assert _login(outsider).get(f"/evidence/{event.public_id}/clip/0.jpg").status_code == 403
     page = client.get(f"/review/sessions/{finished_session.public_id}/").content.decode()
     assert "clip of 3 frames" in page and f"/evidence/{event.public_id}/clip/2.jpg" in page
+
+
+@pytest.mark.django_db
+def test_the_admin_links_the_reference_photo_to_a_view_that_checks_access(registrar, outsider, candidate):
+    candidate.reference_photo.save("obama.jpg", ContentFile(photo_bytes("obama.jpg")))
+    link = f"/admin/exams/candidate/{candidate.pk}/reference/"
+    page = _login(registrar).get(f"/admin/exams/candidate/{candidate.pk}/change/").content.decode()
+    assert f'href="{link}"' in page
+    assert "/media/" not in page and 'href="references/' not in page
+    response = _login(registrar).get(link)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == photo_bytes("obama.jpg")
+    assert _login(outsider).get(link).status_code == 302  # the admin's login, not the photo
+    outsider.is_staff = True
+    outsider.save()
+    assert _login(outsider).get(link).status_code == 403
