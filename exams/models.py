@@ -340,6 +340,28 @@ class ReviewOutcome(models.TextChoices):
     AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting a second reviewer"
 
 
+class DecisionState(models.TextChoices):
+    """Where a session stands with its reviewers, as the lists and reports show it."""
+
+    NOT_FINISHED = "not_finished", "Not finished"
+    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
+    AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting second reviewer"
+    CLEARED = "cleared", "Cleared"
+    VIOLATION = "violation", "Violation"
+
+    @classmethod
+    def of(cls, state: str, violation_voters: int) -> DecisionState:
+        """From the session's state and how many different reviewers have voted
+        "violation" (one vote of the two needed is "awaiting second reviewer")."""
+        if state == ExamSession.State.CLEARED:
+            return cls.CLEARED
+        if state == ExamSession.State.VIOLATION:
+            return cls.VIOLATION
+        if state not in (ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED):
+            return cls.NOT_FINISHED
+        return cls.AWAITING_SECOND_REVIEWER if violation_voters else cls.AWAITING_REVIEW
+
+
 class Message(models.Model):
     """One line of the conversation between a candidate and the proctors: a
     proctor's message or warning, or the candidate's own message."""

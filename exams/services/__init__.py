@@ -55,7 +55,6 @@ from exams.services.retention import (
     exams_purge_expired,
 )
 from exams.services.review import (
-    DecisionState,
     ReviewRow,
     event_review,
     events_review_bulk,
@@ -117,7 +116,6 @@ __all__ = [
     "proctor_act",
     "event_review",
     "events_review_bulk",
-    "DecisionState",
     "ReviewRow",
     "review_queue",
     "review_queue_next",

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from exams.models import Event, Exam, ExamSession, IllegalTransition, ReviewDecision, ReviewOutcome
+from exams.models import (
+    DecisionState,
+    Event,
+    Exam,
+    ExamSession,
+    IllegalTransition,
+    ReviewDecision,
+    ReviewOutcome,
+)
 from exams.risk import risk_of
 from exams.services.audit import audit_record
 
@@ -91,31 +99,9 @@ def events_review_bulk(
     return changed
 
 
-class DecisionState(models.TextChoices):
-    """Where a session stands with its reviewers, as the exam list shows it."""
-
-    NOT_FINISHED = "not_finished", "Not finished"
-    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
-    AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting second reviewer"
-    CLEARED = "cleared", "Cleared"
-    VIOLATION = "violation", "Violation"
-
-
-def _decision_state(state: str, violation_voters: int) -> DecisionState:
-    if state == ExamSession.State.CLEARED:
-        return DecisionState.CLEARED
-    if state == ExamSession.State.VIOLATION:
-        return DecisionState.VIOLATION
-    if state not in (ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED):
-        return DecisionState.NOT_FINISHED
-    if violation_voters:
-        return DecisionState.AWAITING_SECOND_REVIEWER
-    return DecisionState.AWAITING_REVIEW
-
-
 def session_decision_state(session: ExamSession) -> DecisionState:
     voters = _violation_votes(session).values("reviewer_id").distinct().count()
-    return _decision_state(session.state, voters)
+    return DecisionState.of(session.state, voters)
 
 
 @dataclass(frozen=True)
@@ -159,7 +145,7 @@ def review_rows(*, sessions, reviewer) -> list[ReviewRow]:
     rows = []
     for session in sessions:
         events = [e for e in session.events.all() if e.review_status != Event.Review.DISMISSED]
-        state = _decision_state(session.state, session.violation_voters)
+        state = DecisionState.of(session.state, session.violation_voters)
         waiting = state in (DecisionState.AWAITING_REVIEW, DecisionState.AWAITING_SECOND_REVIEWER)
         rows.append(
             ReviewRow(

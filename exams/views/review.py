@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -256,6 +257,9 @@ def review_export(request: HttpRequest, code, fmt: str) -> HttpResponse:
     if fmt not in reports.FORMATS:
         raise Http404("reports export as csv, json or pdf")
     services.audit_record(action="report_export", actor=request.user, exam=exam, details={"format": fmt})
-    response = HttpResponse(reports.report_render(exam, fmt), content_type=reports.FORMATS[fmt])
+    site_url = settings.SITE_URL or f"{request.scheme}://{request.get_host()}"
+    response = HttpResponse(
+        reports.report_render(exam, fmt, site_url=site_url), content_type=reports.FORMATS[fmt]
+    )
     response["Content-Disposition"] = f'attachment; filename="report-{exam.code}.{fmt}"'
     return response

@@ -251,3 +251,36 @@ def test_the_admin_links_the_reference_photo_to_a_view_that_checks_access(regist
     outsider.is_staff = True
     outsider.save()
     assert _login(outsider).get(link).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_csv_links_each_event_to_its_evidence_view(reviewer, finished_session, settings):
+    import csv
+    import io
+
+    event = _event(finished_session, "multiple_faces", "high")
+    event.evidence.save("frame.jpg", ContentFile(b"\xff\xd8\xff"))
+    browser = _event(finished_session, "tab_hidden", minutes=3)  # no picture: no link
+    url = f"/review/exams/{finished_session.exam.code}/export.csv"
+
+    rows = list(csv.DictReader(io.StringIO(_login(reviewer).get(url).content.decode())))
+    links = {row["event_type"]: row["evidence"] for row in rows}
+    assert links == {"multiple_faces": f"http://testserver/evidence/{event.public_id}.jpg", "tab_hidden": ""}
+    assert browser.evidence.name == ""
+
+    settings.SITE_URL = "https://proctor.example.org"  # behind a proxy, the public origin wins
+    rows = list(csv.DictReader(io.StringIO(_login(reviewer).get(url).content.decode())))
+    assert rows[0]["evidence"] == f"https://proctor.example.org/evidence/{event.public_id}.jpg"
+    assert _login(reviewer).get(rows[0]["evidence"].removeprefix(settings.SITE_URL)).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_csv_still_neutralises_formulas_next_to_the_links(exam):
+    import csv
+    import io
+
+    from exams import reports
+
+    _candidate(exam, '=HYPERLINK("http://evil.example")', "evil@example.org")
+    rows = list(csv.reader(io.StringIO(reports.report_csv(exam, site_url="https://proctor.example.org"))))
+    assert rows[1][0].startswith("'=")
