@@ -97,6 +97,7 @@ def _strip(session: ExamSession, events: list[Event]) -> dict:
 def _session_json(session: ExamSession, **extra) -> JsonResponse:
     session = ExamSession.objects.select_related("candidate__exam").get(pk=session.pk)
     state = services.session_decision_state(session)
+    risk = risk_of(session.events.all())
     return JsonResponse(
         {
             "session": str(session.public_id),
@@ -104,7 +105,8 @@ def _session_json(session: ExamSession, **extra) -> JsonResponse:
             "state_label": session.get_state_display(),
             "decision_state": state.value,
             "decision_state_label": state.label,
-            "risk": risk_of(session.events.all()).score,
+            "risk": risk.score,
+            "risk_lines": [{"points": line.points, "reason": line.reason} for line in risk.lines],
             "votes": services.session_violation_votes(session),
             **extra,
         }

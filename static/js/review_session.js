@@ -8,6 +8,7 @@ const root = document.getElementById("workbench");
 const statusLine = document.getElementById("workbench-status");
 const events = Array.from(document.querySelectorAll("#events li.event"));
 let current = -1;
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 function say(text, kind = "info") {
   statusLine.textContent = text;
@@ -65,7 +66,7 @@ function select(index) {
   barOf(li)?.classList.add("selected");
   const box = li.querySelector("details.evidence-box");
   if (box) box.open = true;
-  li.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  li.scrollIntoView({ block: "nearest", behavior: reducedMotion.matches ? "instant" : "smooth" });
   li.focus({ preventScroll: true });
   history.replaceState(null, "", `#${li.id}`);
 }
@@ -135,6 +136,20 @@ function showEvent(update) {
 
 function showSession(data) {
   document.getElementById("risk-score").textContent = `Risk score: ${data.risk} / 100`;
+  const lines = document.getElementById("risk-lines");
+  lines.replaceChildren(...data.risk_lines.map((line) => {
+    const li = document.createElement("li");
+    const points = document.createElement("strong");
+    points.textContent = `+${line.points}`;
+    li.append(points, ` ${line.reason}`);
+    return li;
+  }));
+  if (!data.risk_lines.length) {
+    const li = document.createElement("li");
+    li.className = "muted none";
+    li.textContent = "Nothing counts towards the score.";
+    lines.append(li);
+  }
   const state = document.getElementById("session-state");
   state.textContent = data.state_label;
   state.className = `state state-${data.state}`;
@@ -142,10 +157,19 @@ function showSession(data) {
   decision.textContent = data.decision_state_label;
   decision.className = `decision decision-${data.decision_state}`;
   for (const update of data.events || []) showEvent(update);
-  if (data.result) {
-    const form = document.getElementById("session-decide");
-    if (form && data.state !== "submitted" && data.state !== "terminated") form.remove();
-    else if (form) form.querySelector("button[value=violation]").disabled = true;
+  const form = document.getElementById("session-decide");
+  if (data.result && form) {
+    if (data.state !== "submitted" && data.state !== "terminated") {
+      form.remove();
+    } else {
+      // My vote is in; only a different reviewer can add the second one.
+      form.querySelector("button[value=violation]").remove();
+      const note = document.createElement("p");
+      note.className = "msg info";
+      note.textContent = `Violation proposed by ${data.votes.join(", ")}. A second, different reviewer must confirm.`;
+      form.querySelector(".msg.info")?.remove();
+      form.querySelector(".row").before(note);
+    }
   }
 }
 
