@@ -4,6 +4,7 @@ without a reload, a bulk dismissal, and on to the next session in the queue."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 
@@ -160,5 +161,7 @@ def test_a_reviewer_works_through_the_queue_by_keyboard(
     expect(page.get_by_role("row", name=re.compile("Barack Obama"))).to_contain_text(
         "Awaiting second reviewer"
     )
+    if os.environ.get("WORKBENCH_LIST_SHOT"):  # a look at the list while developing
+        page.screenshot(path=os.environ["WORKBENCH_LIST_SHOT"], full_page=True)
 
     assert browsers.errors == []

@@ -216,9 +216,12 @@ def test_it_serves_the_reference_photo_to_reviewers_only(reviewer, proctor, outs
     assert "private" in response["Cache-Control"]
     assert _login(proctor).get(url).status_code == 403
     assert _login(outsider).get(url).status_code == 403
-    _event(finished_session)
     page = _login(reviewer).get(f"/review/sessions/{finished_session.public_id}/").content.decode()
-    assert f'src="{url}"' in page
+    assert page.count(f'src="{url}"') == 1  # beside the facts
+    flagged = _event(finished_session, "identity_mismatch", "high")
+    flagged.evidence.save("frame.jpg", ContentFile(photo_bytes("biden.jpg")))
+    page = _login(reviewer).get(f"/review/sessions/{finished_session.public_id}/").content.decode()
+    assert page.count(f'src="{url}"') == 2  # and beside the evidence frame
 
 
 @pytest.mark.django_db
