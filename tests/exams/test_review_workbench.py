@@ -287,3 +287,23 @@ def test_the_csv_still_neutralises_formulas_next_to_the_links(exam):
     _candidate(exam, '=HYPERLINK("http://evil.example")', "evil@example.org")
     rows = list(csv.reader(io.StringIO(reports.report_csv(exam, site_url="https://proctor.example.org"))))
     assert rows[1][0].startswith("'=")
+
+
+@pytest.mark.django_db
+def test_the_export_command_links_evidence_from_site_url(finished_session, settings):
+    import csv
+    import io
+
+    from django.core.management import call_command
+
+    event = _event(finished_session, "multiple_faces", "high")
+    event.evidence.save("frame.jpg", ContentFile(b"\xff\xd8\xff"))
+
+    def exported() -> str:
+        out = io.StringIO()
+        call_command("export_report", str(finished_session.exam.code), "--format", "csv", stdout=out)
+        return next(csv.DictReader(io.StringIO(out.getvalue())))["evidence"]
+
+    assert exported() == f"/evidence/{event.public_id}.jpg"  # no request, no SITE_URL: the view's path
+    settings.SITE_URL = "https://proctor.example.org"
+    assert exported() == f"https://proctor.example.org/evidence/{event.public_id}.jpg"
