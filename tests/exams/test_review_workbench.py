@@ -307,3 +307,31 @@ def test_the_export_command_links_evidence_from_site_url(finished_session, setti
     assert exported() == f"/evidence/{event.public_id}.jpg"  # no request, no SITE_URL: the view's path
     settings.SITE_URL = "https://proctor.example.org"
     assert exported() == f"https://proctor.example.org/evidence/{event.public_id}.jpg"
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("https://proctor.example.org/", False),
+        ("https://proctor.example.org/office", True),
+        ("proctor", True),
+    ],
+)
+def test_it_refuses_a_site_url_that_is_not_an_origin(value, refused):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(SITE_URL=value, DJANGO_SETTINGS_MODULE="proctor.settings", SECRET_KEY="x")
+    done = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.SITE_URL)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
+    if refused:
+        assert done.returncode != 0 and "SITE_URL must be scheme://host[:port]" in done.stderr
+    else:
+        assert done.returncode == 0 and done.stdout.strip() == "https://proctor.example.org"
