@@ -1,14 +1,17 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminFileWidget
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
-from django.urls import path
+from django.http import Http404
+from django.urls import path, reverse
 
 from exams import services
 from exams.access import REVIEWER_GROUP
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
-from exams.views import roster
+from exams.views import review, roster
 
 User = get_user_model()
 
@@ -70,6 +73,29 @@ class CandidateForm(forms.ModelForm):
         return photo
 
 
+class _LinkedFile:
+    """What the admin's file widget shows for a stored file: its name, linked to
+    ``url`` instead of the storage URL (media is never served directly)."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name, self.url = name, url
+
+    def __str__(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+
+class ReferencePhotoWidget(AdminFileWidget):
+    def __init__(self, *args, link: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.link = link
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        if context["widget"]["is_initial"]:
+            context["widget"]["value"] = _LinkedFile(str(value), self.link)
+        return context
+
+
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
     form = CandidateForm
@@ -77,6 +103,29 @@ class CandidateAdmin(admin.ModelAdmin):
     list_filter = ("exam",)
     search_fields = ("name", "email", "external_id")
     readonly_fields = ("token",)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/reference/", wrap(self.reference_photo), name="exams_candidate_reference"),
+            *super().get_urls(),
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "reference_photo" in form.base_fields:
+            link = reverse("admin:exams_candidate_reference", args=[obj.pk])
+            form.base_fields["reference_photo"].widget = ReferencePhotoWidget(link=link)
+        return form
+
+    def reference_photo(self, request, object_id):
+        """The stored reference photo, for staff who may view this candidate."""
+        candidate = self.get_object(request, object_id)
+        if candidate is None:
+            raise Http404("no such candidate")
+        if not self.has_view_permission(request, candidate):
+            raise PermissionDenied("no permission to view this candidate")
+        return review.image_response(candidate.reference_photo)
 
     @admin.display(boolean=True, description="face on file")
     def has_reference(self, candidate: Candidate) -> bool:

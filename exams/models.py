@@ -357,6 +357,22 @@ class Event(models.Model):
         return max(0.0, (self.ended_at - self.started_at).total_seconds())
 
 
+class EventFrame(models.Model):
+    """One picture of an event's clip: the frames just before the event opened,
+    the frame that opened it, and the next few after it, as the candidate's
+    browser sent them (see exams/clips.py)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="frames")
+    taken_at = models.DateTimeField()
+    image = models.FileField(upload_to="clips/")
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} frame {self.taken_at:%H:%M:%S.%f}"
+
+
 class ReviewDecision(models.Model):
     class Decision(models.TextChoices):
         CONFIRM = "confirm"
@@ -383,6 +399,28 @@ class ReviewOutcome(models.TextChoices):
     CLEARED = "cleared", "Cleared"
     VIOLATION = "violation", "Violation"
     AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting a second reviewer"
+
+
+class DecisionState(models.TextChoices):
+    """Where a session stands with its reviewers, as the lists and reports show it."""
+
+    NOT_FINISHED = "not_finished", "Not finished"
+    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
+    AWAITING_SECOND_REVIEWER = "awaiting_second_reviewer", "Awaiting second reviewer"
+    CLEARED = "cleared", "Cleared"
+    VIOLATION = "violation", "Violation"
+
+    @classmethod
+    def of(cls, state: str, violation_voters: int) -> DecisionState:
+        """From the session's state and how many different reviewers have voted
+        "violation" (one vote of the two needed is "awaiting second reviewer")."""
+        if state == ExamSession.State.CLEARED:
+            return cls.CLEARED
+        if state == ExamSession.State.VIOLATION:
+            return cls.VIOLATION
+        if state not in (ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED):
+            return cls.NOT_FINISHED
+        return cls.AWAITING_SECOND_REVIEWER if violation_voters else cls.AWAITING_REVIEW
 
 
 class Message(models.Model):

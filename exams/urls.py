@@ -22,6 +22,10 @@ urlpatterns = [
     path("review/exams/<uuid:code>/export.<str:fmt>", review.review_export, name="review_export"),
     path("review/sessions/<uuid:public_id>/", review.review_session, name="review_session"),
     path("review/sessions/<uuid:public_id>/decide", review.review_decide, name="review_decide"),
+    path("review/sessions/<uuid:public_id>/decide-type", review.review_bulk, name="review_bulk"),
+    path("review/sessions/<uuid:public_id>/reference", review.review_reference, name="review_reference"),
+    path("review/next", review.review_next, name="review_next"),
     path("review/events/<uuid:public_id>/decide", review.review_event, name="review_event"),
     path("evidence/<uuid:public_id>.jpg", review.evidence, name="evidence"),
+    path("evidence/<uuid:public_id>/clip/<int:index>.jpg", review.evidence_frame, name="evidence_frame"),
 ]

@@ -8,6 +8,7 @@ separate Celery worker. `.env.example` lists every variable.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -190,6 +191,14 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 # Media holds biometric data; it is never served publicly, only through views
 # that check access. There is deliberately no MEDIA_URL route.
+
+# The site's origin (scheme://host[:port], no path: a FORCE_SCRIPT_NAME prefix
+# is added by reverse()), for absolute links where there is no request to take
+# the host from, such as the CSV evidence links of `export_report`. Empty = the
+# request's own host.
+SITE_URL = env_str("SITE_URL").rstrip("/")
+if SITE_URL and not re.fullmatch(r"https?://[^/\s?#]+", SITE_URL):
+    raise ImproperlyConfigured(f"SITE_URL must be scheme://host[:port] without a path, not {SITE_URL!r}")
 
 SECURE = env_bool("SECURE_COOKIES", False)
 SESSION_COOKIE_SECURE = SECURE

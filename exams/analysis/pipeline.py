@@ -27,7 +27,7 @@ from detection.core import (
     encode_reference,
     verify_identity,
 )
-from exams import live, services
+from exams import clips, live, services
 from exams.analysis import intake
 from exams.analysis.pacing import pacing
 from exams.analysis.queue import frame_queue
@@ -132,6 +132,13 @@ def _analyse_next_frame(session_id: str) -> str:
     )
     if events is None:
         return "already analysed"
+    clips.clip_frame_seen(
+        session_id,
+        taken_at=frame.received_at,
+        jpeg=frame.data,
+        opened=[e for e in events if e.is_open],
+        reencode=lambda: encode_jpeg(image, size=clips.CLIP_SIZE),
+    )
     return f"analysed, {len(actions)} event actions"
 
 

@@ -25,11 +25,11 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from exams import live
+from exams import clips, live
 from exams.access import PROCTOR_GROUP
 from exams.analysis import intake
 from exams.analysis.queue import BUSY_TTL_SECONDS, frame_queue
-from exams.models import Candidate, Event, Exam, ExamSession
+from exams.models import Candidate, Event, EventFrame, Exam, ExamSession
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,9 @@ def load_data_remove(*, code: str | None = None) -> dict[str, int]:
     for event in events.exclude(evidence=""):
         event.evidence.delete(save=False)
         files += 1
+    for frame in EventFrame.objects.filter(event__in=events):
+        frame.image.delete(save=False)
+        files += 1
     for candidate in Candidate.objects.filter(exam__in=exams).exclude(reference_photo=""):
         candidate.reference_photo.delete(save=False)
         files += 1
@@ -186,6 +189,7 @@ def load_data_remove(*, code: str | None = None) -> dict[str, int]:
         for kind in (intake.FRAME, intake.VERIFY):
             queue.forget(kind, str(public_id))
     live.pictures_forget([str(public_id) for public_id in sessions])
+    clips.clips_forget([str(public_id) for public_id in sessions])
     counts = {
         "exams": len(exams),
         "candidates": Candidate.objects.filter(exam__in=exams).count(),

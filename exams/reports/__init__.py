@@ -15,12 +15,13 @@ FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "pdf": 
 __all__ = ["FORMATS", "exam_report", "exam_sessions", "report_csv", "report_json", "report_render"]
 
 
-def report_render(exam: Exam, fmt: str) -> bytes:
-    """The report in one of FORMATS, as bytes ready to write or send."""
+def report_render(exam: Exam, fmt: str, *, site_url: str = "") -> bytes:
+    """The report in one of FORMATS, as bytes ready to write or send; links in
+    it are absolute when ``site_url`` (scheme://host) is given."""
     if fmt == "json":
-        return report_json(exam).encode("utf-8")
+        return report_json(exam, site_url=site_url).encode("utf-8")
     if fmt == "csv":
-        return report_csv(exam).encode("utf-8")
+        return report_csv(exam, site_url=site_url).encode("utf-8")
     if fmt == "pdf":
         # Not a hidden cycle (pdf imports only data): reportlab loads only when a PDF is asked for.
         from exams.reports.pdf import report_pdf

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exams.models import Exam, ExamSession
+from django.urls import reverse
+
+from exams.models import DecisionState, Event, Exam, ExamSession, ReviewDecision
 from exams.risk import risk_of
 
 
@@ -18,16 +20,35 @@ def exam_sessions(exam: Exam):
     return (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
-        .prefetch_related("events", "messages__author")
+        .prefetch_related("events", "messages__author", "decisions__reviewer", "decisions__event")
         .order_by("candidate__name")
     )
 
 
-def exam_report(exam: Exam) -> list[dict[str, Any]]:
+def decision_state(session: ExamSession) -> DecisionState:
+    """The session's decision state, from its prefetched decisions."""
+    voters = {
+        d.reviewer_id
+        for d in session.decisions.all()
+        if d.event_id is None and d.decision == ReviewDecision.Decision.VIOLATION
+    }
+    return DecisionState.of(session.state, len(voters))
+
+
+def evidence_url(event: Event, site_url: str = "") -> str:
+    """The access-checked evidence view of ``event``, absolute when ``site_url``
+    (scheme://host) is given; empty once the frame is purged or if none was kept."""
+    if not event.evidence:
+        return ""
+    return site_url.rstrip("/") + reverse("evidence", args=[event.public_id])
+
+
+def exam_report(exam: Exam, *, site_url: str = "") -> list[dict[str, Any]]:
     report = []
     for session in exam_sessions(exam):
         events = list(session.events.all())
         messages = list(session.messages.all())
+        state = decision_state(session)
         report.append(
             {
                 "session": str(session.public_id),
@@ -41,6 +62,7 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                 "finished_at": _iso(session.finished_at),
                 "ended": session.how_it_ended,
                 "risk_score": risk_of(events).score,
+                "decision_state": state.value,
                 "events": [
                     {
                         "id": str(e.public_id),
@@ -52,8 +74,20 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                         "review_status": e.review_status,
                         "details": e.details,
                         "evidence": e.evidence.name or None,
+                        "evidence_url": evidence_url(e, site_url) or None,
                     }
                     for e in events
+                ],
+                "decisions": [
+                    {
+                        "at": _iso(d.created_at),
+                        "reviewer": d.reviewer.get_username(),
+                        "decision": d.decision,
+                        "event": str(d.event.public_id) if d.event_id else None,
+                        "event_type": d.event.type if d.event_id else None,
+                        "note": d.note,
+                    }
+                    for d in session.decisions.all()
                 ],
                 "messages": [
                     {

@@ -1,5 +1,6 @@
-"""The exam report as a printable PDF: one section per session with its explained
-risk score, the event timeline, the conversation and the evidence frames that
+"""The exam report as a printable PDF: a summary table of every session, then
+one section per session with its explained risk score, the event timeline, the
+reviewers' decisions and notes, the conversation and the evidence frames that
 retention still holds.
 
 It reads the same sessions as the JSON and CSV exports (exams.reports.data.exam_sessions),
@@ -29,7 +30,7 @@ from reportlab.platypus import (
 )
 
 from exams.models import Event, Exam, ExamSession
-from exams.reports.data import exam_sessions
+from exams.reports.data import decision_state, exam_sessions
 from exams.risk import risk_of
 
 # Evidence frames printed per session; the rest are listed in the timeline only,
@@ -147,6 +148,38 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     else:
         story.append(_p("No events were recorded.", body))
 
+    decisions = list(session.decisions.all())
+    story += [Spacer(1, 3 * mm), _p("Reviewers' decisions", styles["Heading4"])]
+    if decisions:
+        rows = [[_p(h, small) for h in ("When", "Reviewer", "Decision", "On", "Note")]]
+        for d in decisions:
+            rows.append(
+                [
+                    _p(_when(d.created_at), small),
+                    _p(d.reviewer.get_username(), small),
+                    _p(d.decision, small),
+                    _p(
+                        f"{d.event.type} at {_when(d.event.started_at)[11:]}"
+                        if d.event_id
+                        else "the session",
+                        small,
+                    ),
+                    _p(d.note or "—", small),
+                ]
+            )
+        table = Table(
+            rows, repeatRows=1, colWidths=[32 * mm, 26 * mm, 20 * mm, 34 * mm, 54 * mm], hAlign="LEFT"
+        )
+        table.setStyle(
+            TableStyle(
+                [("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+            )
+        )
+        story.append(table)
+    else:
+        story.append(_p("No reviewer has decided anything yet.", small))
+    story.append(_p(f"Decision state: {decision_state(session).label}", small))
+
     conversation = list(session.messages.all())
     if conversation:
         story += [Spacer(1, 3 * mm), _p("Messages during the exam", styles["Heading4"])]
@@ -190,6 +223,41 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     return story
 
 
+def _summary(sessions: list[ExamSession], styles) -> list:
+    """One row per session: the page a reviewer or an appeal board reads first."""
+    small = styles["small"]
+    rows = [[_p(h, small) for h in ("Candidate", "State", "Risk", "Flags (high)", "Decision")]]
+    style = [
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f5f8")]),
+        ("ALIGN", (2, 1), (3, -1), "RIGHT"),
+    ]
+    for row, session in enumerate(sessions, start=1):
+        events = [e for e in session.events.all() if e.review_status != Event.Review.DISMISSED]
+        high = sum(1 for e in events if e.severity == "high")
+        risk = risk_of(session.events.all()).score
+        rows.append(
+            [
+                _p(session.candidate.name, small),
+                _p(session.get_state_display(), small),
+                _p(str(risk), small),
+                _p(f"{len(events)} ({high})", small),
+                _p(decision_state(session).label, small),
+            ]
+        )
+        if risk >= 60:
+            style.append(("TEXTCOLOR", (2, row), (2, row), _SEVERITY_COLOUR["high"]))
+    table = Table(rows, repeatRows=1, colWidths=[58 * mm, 26 * mm, 16 * mm, 24 * mm, 42 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle(style))
+    return [
+        _p("Summary", styles["Heading2"]),
+        _p("Flags leave out dismissed events; the decision is the reviewers', the score only orders.", small),
+        Spacer(1, 2 * mm),
+        table,
+    ]
+
+
 def report_pdf(exam: Exam) -> bytes:
     """Every session of the exam, in the candidate order of the other exports,
     one session per page (a session with many events runs onto more pages)."""
@@ -212,9 +280,10 @@ def report_pdf(exam: Exam) -> bytes:
     sessions = list(exam_sessions(exam))
     if not sessions:
         story.append(_p("This exam has no candidates yet.", styles["BodyText"]))
-    for index, session in enumerate(sessions):
-        if index:
-            story.append(PageBreak())
+    else:
+        story += _summary(sessions, styles)
+    for session in sessions:
+        story.append(PageBreak())
         story += _session_story(session, list(session.events.all()), styles)
 
     buffer = io.BytesIO()

@@ -28,8 +28,11 @@ CSV_COLUMNS = [
 ]
 
 
-def report_json(exam: Exam) -> str:
-    return json.dumps({"exam": str(exam.code), "title": exam.title, "sessions": exam_report(exam)}, indent=2)
+def report_json(exam: Exam, *, site_url: str = "") -> str:
+    return json.dumps(
+        {"exam": str(exam.code), "title": exam.title, "sessions": exam_report(exam, site_url=site_url)},
+        indent=2,
+    )
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula
@@ -53,13 +56,15 @@ class _SafeWriter:
         self._writer.writerow([spreadsheet_safe(cell) for cell in row])
 
 
-def report_csv(exam: Exam) -> str:
+def report_csv(exam: Exam, *, site_url: str = "") -> str:
     """One row per event; a session without events still gets one row. Text
-    cells that a spreadsheet would run as formulas are neutralised."""
+    cells that a spreadsheet would run as formulas are neutralised. The
+    ``evidence`` column links to the access-checked evidence view, absolute
+    when ``site_url`` (scheme://host) is given."""
     out = io.StringIO()
     writer = _SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
-    for s in exam_report(exam):
+    for s in exam_report(exam, site_url=site_url):
         head = [
             s["candidate"],
             s["email"],
@@ -82,7 +87,7 @@ def report_csv(exam: Exam) -> str:
                     e["ended_at"],
                     e["confidence"],
                     e["review_status"],
-                    e["evidence"] or "",
+                    e["evidence_url"] or "",
                 ]
             )
     return out.getvalue()

@@ -62,7 +62,13 @@ from exams.services.retention import (
     exams_purge_expired,
 )
 from exams.services.review import (
+    ReviewRow,
     event_review,
+    events_review_bulk,
+    review_queue,
+    review_queue_next,
+    review_rows,
+    session_decision_state,
     session_review,
     session_violation_votes,
 )
@@ -125,6 +131,12 @@ __all__ = [
     "message_from_candidate",
     "proctor_act",
     "event_review",
+    "events_review_bulk",
+    "ReviewRow",
+    "review_queue",
+    "review_queue_next",
+    "review_rows",
+    "session_decision_state",
     "session_review",
     "session_violation_votes",
     "exams_purge_expired",

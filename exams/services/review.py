@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from exams.models import Event, ExamSession, IllegalTransition, ReviewDecision, ReviewOutcome
+from exams.models import (
+    DecisionState,
+    Event,
+    Exam,
+    ExamSession,
+    IllegalTransition,
+    ReviewDecision,
+    ReviewOutcome,
+)
+from exams.risk import risk_of
 from exams.services.audit import audit_record
 
 
@@ -69,3 +81,101 @@ def _violation_votes(session: ExamSession):
 
 def session_violation_votes(session: ExamSession) -> list[str]:
     return list(_violation_votes(session).values_list("reviewer__username", flat=True))
+
+
+def events_review_bulk(
+    *, session: ExamSession, reviewer, event_type: str, decision: str, note: str = ""
+) -> list[Event]:
+    """Confirm or dismiss every event of one type in a session, each with its own
+    decision and audit line, as if decided one by one. Events that already have
+    that status are left alone. Returns the events that changed."""
+    if decision not in (ReviewDecision.Decision.CONFIRM, ReviewDecision.Decision.DISMISS):
+        raise ValueError(f"unknown event decision {decision!r}")
+    target = Event.Review.CONFIRMED if decision == ReviewDecision.Decision.CONFIRM else Event.Review.DISMISSED
+    changed = []
+    with transaction.atomic():
+        for event in session.events.filter(type=event_type).exclude(review_status=target):
+            changed.append(event_review(event=event, reviewer=reviewer, decision=decision, note=note))
+    return changed
+
+
+def session_decision_state(session: ExamSession) -> DecisionState:
+    voters = _violation_votes(session).values("reviewer_id").distinct().count()
+    return DecisionState.of(session.state, voters)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One session as the reviewers' lists show it."""
+
+    session: ExamSession
+    risk: int
+    high: int
+    flags: int
+    decision_state: DecisionState
+    in_my_queue: bool
+
+
+def _queue_exams(reviewer):
+    """The exams whose sessions wait for ``reviewer``: those they are assigned
+    to (Exam.reviewers), or every exam for a superuser, whose access is not
+    scoped to assignments."""
+    if reviewer.is_superuser:
+        return Exam.objects.all()
+    return Exam.objects.filter(reviewers=reviewer)
+
+
+def review_rows(*, sessions, reviewer) -> list[ReviewRow]:
+    """``sessions`` with their risk score, open flags and decision state, and
+    whether each waits for ``reviewer``'s decision: finished, not yet decided
+    (cleared or voted on) by them, on an exam in their queue. Highest risk first."""
+    queue_exams = set(_queue_exams(reviewer).values_list("pk", flat=True))
+    sessions = (
+        sessions.select_related("candidate__exam")
+        .prefetch_related("events")
+        .annotate(
+            violation_voters=Count(
+                "decisions__reviewer",
+                filter=Q(decisions__event=None, decisions__decision=ReviewDecision.Decision.VIOLATION),
+                distinct=True,
+            ),
+            mine=Count("decisions", filter=Q(decisions__event=None, decisions__reviewer=reviewer)),
+        )
+    )
+    rows = []
+    for session in sessions:
+        events = [e for e in session.events.all() if e.review_status != Event.Review.DISMISSED]
+        state = DecisionState.of(session.state, session.violation_voters)
+        waiting = state in (DecisionState.AWAITING_REVIEW, DecisionState.AWAITING_SECOND_REVIEWER)
+        rows.append(
+            ReviewRow(
+                session=session,
+                risk=risk_of(session.events.all()).score,
+                high=sum(1 for e in events if e.severity == "high"),
+                flags=len(events),
+                decision_state=state,
+                in_my_queue=waiting and not session.mine and session.candidate.exam_id in queue_exams,
+            )
+        )
+    rows.sort(key=lambda row: (-row.risk, -row.high, -row.flags, row.session.candidate.name))
+    return rows
+
+
+def review_queue(*, reviewer, exam: Exam | None = None) -> list[ReviewRow]:
+    """The sessions waiting for ``reviewer``'s decision, highest risk first."""
+    sessions = ExamSession.objects.filter(
+        state__in=(ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED),
+        candidate__exam__in=_queue_exams(reviewer),
+    )
+    if exam is not None:
+        sessions = sessions.filter(candidate__exam=exam)
+    return [row for row in review_rows(sessions=sessions, reviewer=reviewer) if row.in_my_queue]
+
+
+def review_queue_next(*, reviewer, after: ExamSession | None = None) -> ExamSession | None:
+    """The first session of ``reviewer``'s queue other than ``after``: the one to
+    open once ``after`` is decided (or skipped)."""
+    for row in review_queue(reviewer=reviewer):
+        if after is None or row.session.pk != after.pk:
+            return row.session
+    return None

@@ -1,14 +1,23 @@
-"""The reviewers' pages: sessions by flags, one session's report, decisions, exports."""
+"""The reviewers' pages: sessions by risk, one session's report (the workbench),
+decisions, evidence and exports.
+
+Decisions post as plain forms, so the pages work without JavaScript; the
+workbench's script posts the same forms with ``Accept: application/json`` and
+gets JSON back instead of a redirect."""
 
 from __future__ import annotations
 
+import mimetypes
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from exams import reports, services
@@ -26,27 +35,36 @@ from exams.risk import risk_of
 DISMISSED = Event.Review.DISMISSED
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _rows_filter(request: HttpRequest, rows: list) -> tuple[list, bool]:
+    mine = request.GET.get("queue") == "mine"
+    return ([row for row in rows if row.in_my_queue] if mine else rows), mine
+
+
 @login_required
 def review_index(request: HttpRequest) -> HttpResponse:
     if not is_reviewer(request.user):
         raise PermissionDenied("reviewers only")
     exams = exams_for_reviewer(request.user).annotate(sessions=Count("candidates__session"))
-    return render(request, "review/index.html", {"exams": exams})
+    queue = services.review_queue(reviewer=request.user)
+    return render(request, "review/index.html", {"exams": exams, "queue": queue})
 
 
 @login_required
 def review_exam(request: HttpRequest, code) -> HttpResponse:
     exam = get_exam_for_reviewer(request.user, code)
-    sessions = (
-        ExamSession.objects.filter(candidate__exam=exam)
-        .select_related("candidate")
-        .annotate(
-            high=Count("events", filter=Q(events__severity="high") & ~Q(events__review_status=DISMISSED)),
-            flags=Count("events", filter=~Q(events__review_status=DISMISSED)),
-        )
-        .order_by("-high", "-flags", "candidate__name")
+    rows = services.review_rows(
+        sessions=ExamSession.objects.filter(candidate__exam=exam), reviewer=request.user
     )
-    return render(request, "review/exam.html", {"exam": exam, "sessions": sessions})
+    shown, mine = _rows_filter(request, rows)
+    return render(
+        request,
+        "review/exam.html",
+        {"exam": exam, "rows": shown, "mine": mine, "queued": sum(1 for r in rows if r.in_my_queue)},
+    )
 
 
 @login_required
@@ -55,7 +73,7 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
     services.audit_view(
         action="report_view", actor=request.user, subject=str(session.public_id), session=session
     )
-    events = list(session.events.all())
+    events = list(session.events.prefetch_related("frames"))
     return render(
         request,
         "review/session.html",
@@ -63,12 +81,50 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
             "session": session,
             "exam": session.exam,
             "events": events,
+            "strip": _strip(session, events),
+            "types": sorted({e.type for e in events}),
+            "has_reference": bool(session.candidate.reference_photo),
             "risk": risk_of(events),
             "votes": services.session_violation_votes(session),
+            "decision_state": services.session_decision_state(session),
             "decisions": session.decisions.select_related("reviewer", "event"),
             "chat": session.messages.select_related("author", "session__candidate"),
         },
     )
+
+
+def _strip(session: ExamSession, events: list[Event]) -> dict:
+    """The time axis of the session's timeline strip: from its start (or its
+    first event) to its end (or its last event, or now while it runs)."""
+    times = [t for e in events for t in (e.started_at, e.ended_at)]
+    start = min([t for t in (session.started_at, *times) if t is not None], default=None)
+    end = max([t for t in (session.finished_at, *times) if t is not None], default=None)
+    if start is not None and (end is None or session.is_live):
+        end = max(end or start, timezone.now())
+    return {"start": start, "end": end}
+
+
+def _session_json(session: ExamSession, **extra) -> JsonResponse:
+    session = ExamSession.objects.select_related("candidate__exam").get(pk=session.pk)
+    state = services.session_decision_state(session)
+    risk = risk_of(session.events.all())
+    return JsonResponse(
+        {
+            "session": str(session.public_id),
+            "state": session.state,
+            "state_label": session.get_state_display(),
+            "decision_state": state.value,
+            "decision_state_label": state.label,
+            "risk": risk.score,
+            "risk_lines": [{"points": line.points, "reason": line.reason} for line in risk.lines],
+            "votes": services.session_violation_votes(session),
+            **extra,
+        }
+    )
+
+
+def _event_json(event: Event) -> dict:
+    return {"id": str(event.public_id), "type": event.type, "review_status": event.review_status}
 
 
 @require_POST
@@ -76,16 +132,45 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
 def review_event(request: HttpRequest, public_id) -> HttpResponse:
     event = get_event_for_reviewer(request.user, public_id)
     try:
-        services.event_review(
+        event = services.event_review(
             event=event,
             reviewer=request.user,
             decision=request.POST.get("decision", ""),
             note=request.POST.get("note", "")[:1000],
         )
     except ValueError as exc:
+        if _wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=400)
         messages.error(request, str(exc))
+    if _wants_json(request):
+        return _session_json(event.session, events=[_event_json(event)])
     session_url = reverse("review_session", args=[event.session.public_id])
     return redirect(f"{session_url}#event-{event.public_id}")
+
+
+@require_POST
+@login_required
+def review_bulk(request: HttpRequest, public_id) -> HttpResponse:
+    """Confirm or dismiss every event of one type in the session."""
+    session = get_session_for_reviewer(request.user, public_id)
+    event_type = request.POST.get("type", "")
+    try:
+        changed = services.events_review_bulk(
+            session=session,
+            reviewer=request.user,
+            event_type=event_type,
+            decision=request.POST.get("decision", ""),
+            note=request.POST.get("note", "")[:1000],
+        )
+    except ValueError as exc:
+        if _wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=400)
+        messages.error(request, str(exc))
+        return redirect("review_session", public_id=session.public_id)
+    if _wants_json(request):
+        return _session_json(session, events=[_event_json(e) for e in changed])
+    messages.success(request, f"{len(changed)} {event_type} event(s) changed.")
+    return redirect("review_session", public_id=session.public_id)
 
 
 @require_POST
@@ -100,15 +185,66 @@ def review_decide(request: HttpRequest, public_id) -> HttpResponse:
             note=request.POST.get("note", "")[:1000],
         )
     except (ValueError, IllegalTransition) as exc:
+        if _wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=400)
         messages.error(request, str(exc))
     else:
         if result == ReviewOutcome.AWAITING_SECOND_REVIEWER:
-            messages.info(
-                request, "Violation proposed. A second reviewer must confirm it before it is final."
-            )
+            text = "Violation proposed. A second reviewer must confirm it before it is final."
         else:
-            messages.success(request, f"Session is now {result}.")
+            text = f"Session is now {result}."
+        if _wants_json(request):
+            return _session_json(session, result=result, message=text)
+        level = messages.INFO if result == ReviewOutcome.AWAITING_SECOND_REVIEWER else messages.SUCCESS
+        messages.add_message(request, level, text)
     return redirect("review_session", public_id=session.public_id)
+
+
+@login_required
+def review_next(request: HttpRequest) -> HttpResponse:
+    """The next session in the reviewer's queue (after ``?after=<session>``), or
+    the review page with a note when the queue is empty."""
+    if not is_reviewer(request.user):
+        raise PermissionDenied("reviewers only")
+    after = None
+    if request.GET.get("after"):
+        after = get_session_for_reviewer(request.user, request.GET["after"])
+    following = services.review_queue_next(reviewer=request.user, after=after)
+    if following is None:
+        messages.info(request, "Your queue is empty: no finished session waits for your decision.")
+        return redirect("review_index")
+    return redirect("review_session", public_id=following.public_id)
+
+
+def image_response(field) -> FileResponse:
+    """A stored picture, privately cached; 404 once purged or missing."""
+    if not field:
+        raise Http404("no picture (none taken, or purged after retention)")
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError:
+        raise Http404("picture file missing") from None
+    content_type = mimetypes.guess_type(field.name)[0] or "image/jpeg"
+    response = FileResponse(handle, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def review_reference(request: HttpRequest, public_id) -> HttpResponse:
+    """The candidate's reference photo, for the reviewer to compare with the evidence."""
+    session = get_session_for_reviewer(request.user, public_id)
+    return image_response(session.candidate.reference_photo)
+
+
+@login_required
+def evidence_frame(request: HttpRequest, public_id, index: int) -> HttpResponse:
+    """Frame ``index`` (from 0) of an event's clip."""
+    event = get_event_for_staff(request.user, public_id)
+    frame = event.frames.all()[index : index + 1].first()
+    if frame is None:
+        raise Http404("no such clip frame")
+    return image_response(frame.image)
 
 
 @login_required
@@ -138,6 +274,9 @@ def review_export(request: HttpRequest, code, fmt: str) -> HttpResponse:
     if fmt not in reports.FORMATS:
         raise Http404("reports export as csv, json or pdf")
     services.audit_record(action="report_export", actor=request.user, exam=exam, details={"format": fmt})
-    response = HttpResponse(reports.report_render(exam, fmt), content_type=reports.FORMATS[fmt])
+    site_url = settings.SITE_URL or f"{request.scheme}://{request.get_host()}"
+    response = HttpResponse(
+        reports.report_render(exam, fmt, site_url=site_url), content_type=reports.FORMATS[fmt]
+    )
     response["Content-Disposition"] = f'attachment; filename="report-{exam.code}.{fmt}"'
     return response

@@ -179,7 +179,8 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     item = report.locator(f"#event-{first.public_id}")
     expect(item.locator(".etype")).to_have_text("multiple_faces")
     expect(item.locator(".pill.sev-high")).to_have_text("high")
-    item.locator("img.evidence").scroll_into_view_if_needed()
+    item.locator("details.evidence-box").evaluate("(d) => { d.open = true; }")  # opened on demand
+    item.locator("img.evidence").first.scroll_into_view_if_needed()
     _image_loaded(report, f"#event-{first.public_id} img.evidence")
     item.get_by_role("button", name="Confirm").click()
     item = report.locator(f"#event-{first.public_id}")
@@ -189,6 +190,7 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     assert ReviewDecision.objects.filter(event=first, reviewer=reviewer, decision="confirm").count() == 1
 
     report.evaluate("window.scrollTo(0, 0)")
+    report.evaluate("document.querySelectorAll('details.evidence-box').forEach((d) => { d.open = true; })")
     for img in report.locator("img.evidence").all():
         img.scroll_into_view_if_needed()
     report.evaluate("window.scrollTo(0, 0)")

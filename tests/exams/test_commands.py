@@ -193,6 +193,8 @@ def test_it_seeds_a_demo_that_can_run_twice(settings, tmp_path, monkeypatch):
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("demo-password-1")
     assert first.count("/take/") == second.count("/take/") == 3
+    exam = Exam.objects.get(title="Demo exam")
+    assert sorted(exam.reviewers.values_list("username", flat=True)) == ["reviewer", "reviewer2"]
 
 
 @pytest.mark.django_db

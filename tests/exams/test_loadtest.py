@@ -25,7 +25,7 @@ from detection.core.camera import frame_digest, gray_thumbnail
 from exams import live
 from exams.loadtest import cpu, data, frames, report, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
-from exams.models import Candidate, Event, Exam, ExamSession
+from exams.models import Candidate, Event, EventFrame, Exam, ExamSession
 from tests.conftest import daphne_start, free_port, process_stop, service_env, until
 from tests.e2e.conftest import server_url  # noqa: F401  (a fixture: daphne on a free port)
 
@@ -154,6 +154,10 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
     )
     event.evidence.save("load.jpg", ContentFile(b"\xff\xd8\xffload"))
     load_file = event.evidence.path
+    clip_frame = EventFrame(event=event, taken_at=timezone.now())
+    clip_frame.image.save("clip.jpg", ContentFile(b"\xff\xd8\xffclip"))
+    kept_frame = EventFrame(event=kept_event, taken_at=timezone.now())
+    kept_frame.image.save("kept-clip.jpg", ContentFile(b"\xff\xd8\xffkept-clip"))
     live.picture_keep(load.candidates[0].session_id, frame=b"load-frame", thumbnail=b"load-thumb")
     live.picture_keep(str(live_session.public_id), frame=b"kept-frame", thumbnail=b"kept-thumb")
 
@@ -164,13 +168,14 @@ def test_it_removes_everything_it_created_and_nothing_else(proctor, live_session
         "candidates": 3,
         "sessions": 3,
         "events": 1,
-        "evidence_files": 1,
+        "evidence_files": 2,  # the evidence frame and the clip frame
         "django_sessions": 1,
         "users": 1,
     }
     assert not Exam.objects.filter(code=load.code).exists()
     assert not get_user_model().objects.filter(username=load.proctor_username).exists()
-    assert not os.path.exists(load_file)
+    assert not os.path.exists(load_file) and not os.path.exists(clip_frame.image.path)
+    assert os.path.exists(kept_frame.image.path)
     assert live.picture(load.candidates[0].session_id) is None
     assert live.thumbnails([load.candidates[0].session_id]) == {}
     # Everything else stays.

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from pypdf import PdfReader
 
-from exams.models import AuditEntry, Event
+from exams.models import AuditEntry, Event, ReviewDecision
 from tests.conftest import _candidate, advance, photo_bytes
 
 
@@ -72,7 +72,7 @@ def test_it_prints_each_session_with_its_score_timeline_and_evidence(flagged_ses
     assert "Risk score" in text and "30 / 100" in text  # the dismissed tab_hidden adds nothing
     assert "multiple_faces" in text and "confirmed" in text and "dismissed" in text
     assert "No events were recorded." in text  # Biden's page
-    assert pages == 2 and images == 1
+    assert pages == 3 and images == 1  # the summary, then one page per session
     assert AuditEntry.objects.filter(action="report_export", actor=reviewer, details__format="pdf").exists()
 
 
@@ -104,3 +104,40 @@ def test_it_refuses_a_pdf_on_stdout_and_unknown_formats(flagged_session, reviewe
     client.force_login(reviewer)
     assert client.get(f"/review/exams/{flagged_session.exam.code}/export.docx").status_code == 404
     assert not AuditEntry.objects.filter(action="report_export").exists()
+
+
+@pytest.mark.django_db
+def test_it_opens_with_a_summary_and_prints_the_reviewers_decisions_and_notes(
+    flagged_session, reviewer, second_reviewer, exam
+):
+    _candidate(exam, "Joe Biden", "joe@example.org")
+    client = Client()
+    client.force_login(reviewer)
+    event = flagged_session.events.get(type="multiple_faces")
+    client.post(
+        f"/review/events/{event.public_id}/decide", {"decision": "confirm", "note": "Two faces, clearly"}
+    )
+    client.post(
+        f"/review/sessions/{flagged_session.public_id}/decide",
+        {"outcome": "violation", "note": "A second person helps at 10:02"},
+    )
+    assert ReviewDecision.objects.count() == 2
+
+    reader = PdfReader(io.BytesIO(client.get(f"/review/exams/{exam.code}/export.pdf").content))
+    summary = reader.pages[0].extract_text()
+    cells = [line.strip() for line in summary.splitlines()]  # a table cell per line
+
+    def row(first: str) -> list[str]:
+        return cells[cells.index(first) : cells.index(first) + 5]
+
+    assert "Summary" in cells
+    assert row("Candidate") == ["Candidate", "State", "Risk", "Flags (high)", "Decision"]
+    assert row("Barack Obama") == ["Barack Obama", "Submitted", "30", "1 (1)", "Awaiting second reviewer"]
+    assert row("Joe Biden") == ["Joe Biden", "Invited", "0", "0 (0)", "Not finished"]
+
+    obama = " ".join(line.strip() for line in reader.pages[1].extract_text().splitlines())
+    assert "Reviewers' decisions When Reviewer Decision On Note" in obama
+    assert "reviewer confirm multiple_faces at" in obama and "Two faces, clearly" in obama
+    assert "reviewer violation the session A second person helps at 10:02" in obama
+    assert "Decision state: Awaiting second reviewer" in obama
+    assert "No reviewer has decided anything yet." in reader.pages[2].extract_text()

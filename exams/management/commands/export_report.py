@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from exams import reports
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         if format == "pdf" and not output:
             raise CommandError("a PDF is binary: give --output FILE.pdf")
         exam = exam_by_code(exam_code)
-        data = reports.report_render(exam, format)
+        data = reports.report_render(exam, format, site_url=settings.SITE_URL)
         audit_record(action="report_export", actor_label="cli", exam=exam, details={"format": format})
         if output:
             output.write_bytes(data)

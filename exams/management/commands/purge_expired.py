@@ -10,5 +10,6 @@ class Command(BaseCommand):
         totals = exams_purge_expired(progress=lambda line: self.stdout.write(line))
         self.stdout.write(
             f"purged {totals['exams']} exam(s): {totals['evidence_files']} evidence files, "
+            f"{totals['clip_frames']} clip frames, "
             f"{totals['reference_photos']} reference photos"
         )

@@ -68,6 +68,7 @@ class Command(BaseCommand):
             exam.closes_at = now + timedelta(days=30)
             exam.save(update_fields=["closes_at"])
         exam.proctors.add(User.objects.get(username="proctor"))
+        # Assigned, so that the demo exam's finished sessions are in both reviewers' queues.
         exam.reviewers.add(*User.objects.filter(username__in=["reviewer", "reviewer2"]))
         for name, email in DEMO_CANDIDATES:
             candidate, _ = Candidate.objects.get_or_create(exam=exam, email=email, defaults={"name": name})

@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from detection.core import decode_image
-from exams import live
+from exams import clips, live
 from exams.analysis import intake, pipeline
 from exams.analysis.queue import QueuedFrame, frame_queue
 from exams.models import Event, ExamSession
@@ -78,6 +78,14 @@ def test_it_turns_a_persisting_second_face_into_one_live_event(
     assert event.ended_at > event.started_at
     assert event.details["faces"] == 2 and event.severity == "high"
     assert event.evidence and event.evidence.size > 1000
+    # Its clip: the frames before the one that opened it (the buffer, bounded
+    # to clips.BEFORE), that frame, and the frames after it as they came.
+    clip = list(event.frames.all())
+    opened = event.evidence.read()
+    at = [f.image.read() for f in clip].index(opened)
+    assert 1 <= at <= clips.BEFORE - 1, "the frames before the event, then the one that opened it"
+    assert 1 <= len(clip) - at - 1 <= clips.AFTER, "and the frames after it"
+    assert all(a.taken_at < b.taken_at for a, b in zip(clip, clip[1:], strict=False))
     session = ExamSession.objects.get(pk=live_session.pk)
     assert session.frames_analysed == 7
     assert session.last_faces == 2
