@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detection.core import EVENT_TYPES, CheckConfig
+from exams.storage import evidence_upload_to, reference_upload_to
 
 
 def _default_checks() -> dict:
@@ -86,7 +87,7 @@ class Candidate(models.Model):
     external_id = models.CharField(max_length=100, blank=True)
     token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False)
     reference_encodings = models.JSONField(default=list, blank=True)
-    reference_photo = models.FileField(upload_to="references/", blank=True)
+    reference_photo = models.FileField(upload_to=reference_upload_to, blank=True)
     reference_unverified = models.BooleanField(
         default=False, help_text="The reference was captured at the exam, not taken from the roster."
     )
@@ -274,7 +275,7 @@ class Event(models.Model):
     is_open = models.BooleanField(default=True)
     confidence = models.FloatField(default=1.0)
     details = models.JSONField(default=dict, blank=True)
-    evidence = models.FileField(upload_to="evidence/", blank=True)
+    evidence = models.FileField(upload_to=evidence_upload_to, blank=True)
     review_status = models.CharField(max_length=10, choices=Review.choices, default=Review.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
 
