@@ -52,7 +52,10 @@ from exams.services.proctoring import (
     proctor_act,
 )
 from exams.services.retention import (
+    SWEEP_GRACE,
     exams_purge_expired,
+    file_fields,
+    media_sweep,
 )
 from exams.services.review import (
     event_review,
@@ -112,4 +115,7 @@ __all__ = [
     "session_review",
     "session_violation_votes",
     "exams_purge_expired",
+    "SWEEP_GRACE",
+    "file_fields",
+    "media_sweep",
 ]
