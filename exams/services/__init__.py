@@ -64,9 +64,12 @@ from exams.services.review import (
 )
 from exams.services.roster import (
     ROSTER_COLUMNS,
+    CandidateDraft,
     RosterError,
     RosterRow,
     candidate_add,
+    candidate_check,
+    candidate_write,
     exam_create,
     reference_encodings,
     roster_import,
@@ -84,6 +87,9 @@ __all__ = [
     "RosterError",
     "RosterRow",
     "candidate_add",
+    "CandidateDraft",
+    "candidate_check",
+    "candidate_write",
     "exam_create",
     "reference_encodings",
     "roster_import",

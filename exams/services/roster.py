@@ -120,7 +120,9 @@ def roster_photo(csv_path: Path, photo: str) -> bytes:
         if len(data) > ROSTER_PHOTO_MAX_BYTES:
             raise RosterError(f"photo {photo} is larger than {ROSTER_PHOTO_MAX_BYTES // (1024 * 1024)} MB")
         return data
-    except (OSError, ValueError):
+    except RosterError:
+        raise
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         raise refused from None
 
 
