@@ -92,6 +92,9 @@ class Candidate(models.Model):
         default=False, help_text="The reference was captured at the exam, not taken from the roster."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When this candidate's personal data was erased."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -11,7 +11,8 @@ caller may retry. One module per part of the product:
 - ``connections``: the candidate's websocket claim on the session;
 - ``proctoring``: proctor actions and the candidate's chat;
 - ``review``: reviewers' decisions and the two-reviewer rule;
-- ``retention``: the purge of biometric data and evidence.
+- ``retention``: the purge of biometric data and evidence, and the media sweep;
+- ``data_rights``: one candidate's data, exported as a zip or erased.
 
 Everything public is importable from ``exams.services`` itself.
 """
@@ -35,6 +36,12 @@ from exams.services.connections import (
     connection_open,
     connection_refused,
     connections_mark_stale,
+)
+from exams.services.data_rights import (
+    DataRightsError,
+    candidate_erase,
+    candidate_export,
+    candidate_find,
 )
 from exams.services.events import (
     analysis_record,
@@ -124,4 +131,8 @@ __all__ = [
     "SWEEP_GRACE",
     "file_fields",
     "media_sweep",
+    "DataRightsError",
+    "candidate_erase",
+    "candidate_export",
+    "candidate_find",
 ]
