@@ -78,10 +78,11 @@ SWEEP_GRACE = timedelta(hours=1)
 
 
 def file_fields() -> list[tuple[type[models.Model], str]]:
-    """Every (model, field name) of this app that stores a file."""
+    """Every (model, field name) that stores a file, in every installed app
+    (a file another app's row refers to must never look orphaned)."""
     return [
         (model, field.name)
-        for model in apps.get_app_config("exams").get_models()
+        for model in apps.get_models()
         for field in model._meta.get_fields()
         if isinstance(field, models.FileField)
     ]
