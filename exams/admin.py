@@ -1,16 +1,19 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminFileWidget
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from exams import services
 from exams.access import REVIEWER_GROUP
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
+from exams.storage import atomic_with_files
 from exams.views import review, roster
 
 User = get_user_model()
@@ -102,7 +105,51 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ("name", "email", "exam", "has_reference", "reference_unverified")
     list_filter = ("exam",)
     search_fields = ("name", "email", "external_id")
-    readonly_fields = ("token",)
+    readonly_fields = ("token", "erased_at")
+    actions = ("export_data", "erase_data")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The admin saves inside its own transaction; a photo written by a save
+        # that then rolls back is deleted with it.
+        with atomic_with_files():
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Export the selected candidate's data (zip)", permissions=["change"])
+    def export_data(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one candidate to export.", messages.WARNING)
+            return None
+        candidate = queryset.get()
+        response = HttpResponse(content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="candidate-{candidate.pk}.zip"'
+        response["Cache-Control"] = "no-store"
+        services.candidate_export(candidate=candidate, out=response, actor=request.user)
+        return response
+
+    @admin.action(description="Erase the selected candidates' personal data", permissions=["delete"])
+    def erase_data(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Erase personal data?",
+                "candidates": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/exams/candidate/erase_confirmation.html", context)
+        erased = 0
+        for candidate in queryset:
+            try:
+                services.candidate_erase(candidate=candidate, actor=request.user)
+            except services.DataRightsError as exc:
+                self.message_user(request, f"{candidate}: {exc}", messages.ERROR)
+            else:
+                erased += 1
+        if erased:
+            self.message_user(
+                request, f"Erased the personal data of {erased} candidate(s).", messages.SUCCESS
+            )
+        return None
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -19,7 +19,6 @@ Redis, freed ``TTL_SECONDS`` after a session's last frame.
 from __future__ import annotations
 
 import logging
-import secrets
 import struct
 import threading
 import time
@@ -166,7 +165,7 @@ def _store(event_pks: Iterable[int], frames: list[BufferedFrame]) -> int:
     for event in Event.objects.filter(pk__in=list(event_pks)).only("pk"):
         for frame in frames:
             row = EventFrame(event=event, taken_at=datetime.fromtimestamp(frame.taken_at, tz=UTC))
-            row.image.save(f"{secrets.token_hex(16)}.jpg", ContentFile(frame.jpeg), save=False)
+            row.image.save("clip.jpg", ContentFile(frame.jpeg), save=False)
             row.save()
             stored += 1
     return stored

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detection.core import EVENT_TYPES, CheckConfig
+from exams.storage import clip_upload_to, evidence_upload_to, reference_upload_to
 
 
 def _default_checks() -> dict:
@@ -134,11 +135,14 @@ class Candidate(models.Model):
     external_id = models.CharField(max_length=100, blank=True)
     token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False)
     reference_encodings = models.JSONField(default=list, blank=True)
-    reference_photo = models.FileField(upload_to="references/", blank=True)
+    reference_photo = models.FileField(upload_to=reference_upload_to, blank=True)
     reference_unverified = models.BooleanField(
         default=False, help_text="The reference was captured at the exam, not taken from the roster."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When this candidate's personal data was erased."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -335,7 +339,7 @@ class Event(models.Model):
     is_open = models.BooleanField(default=True)
     confidence = models.FloatField(default=1.0)
     details = models.JSONField(default=dict, blank=True)
-    evidence = models.FileField(upload_to="evidence/", blank=True)
+    evidence = models.FileField(upload_to=evidence_upload_to, blank=True)
     review_status = models.CharField(max_length=10, choices=Review.choices, default=Review.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -364,7 +368,7 @@ class EventFrame(models.Model):
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="frames")
     taken_at = models.DateTimeField()
-    image = models.FileField(upload_to="clips/")
+    image = models.FileField(upload_to=clip_upload_to)
 
     class Meta:
         ordering = ["taken_at", "id"]

@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=1800, time_limit=1900)
 def purge_expired() -> dict:
-    """Idempotent: exams already purged are skipped, a half-done purge resumes."""
-    return services.exams_purge_expired()
+    """Idempotent: exams already purged are skipped, a half-done purge resumes;
+    then media files that no row refers to (past the grace period) are swept."""
+    totals = services.exams_purge_expired()
+    services.media_sweep()
+    return totals
 
 
 @shared_task(ignore_result=True)

@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "exams",
+    # Deletes a FileField's file after commit when its row is deleted (cascades
+    # included) or the field is replaced; last, as its documentation asks.
+    "django_cleanup.apps.CleanupConfig",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +194,13 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 # Media holds biometric data; it is never served publicly, only through views
 # that check access. There is deliberately no MEDIA_URL route.
+# Files 0600 in 0700 folders, named by a random id (exams/storage.py).
+STORAGES = {
+    "default": {"BACKEND": "exams.storage.PrivateFileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # The site's origin (scheme://host[:port], no path: a FORCE_SCRIPT_NAME prefix
 # is added by reverse()), for absolute links where there is no request to take

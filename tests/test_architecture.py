@@ -3,7 +3,7 @@
 From the bottom up (a module may import its own layer and the layers below):
 
 0. ``detection``: the framework-free vision package, its tools and CLI;
-1. ``exams.models``, ``exams.risk``: the data and its domain rules;
+1. ``exams.models``, ``exams.risk``, ``exams.storage``: the data, its domain rules and its files;
 2. ``exams.live`` (pushes to the channel layer), ``exams.access``, ``exams.presence``
    (who holds a candidate's session), ``exams.clips`` (the frames around each event);
 3. ``exams.services``: every workflow;
@@ -33,7 +33,7 @@ FRAMEWORKS = ("django", "celery", "channels", "kombu", "daphne", "redis", "chann
 
 LAYERS: list[tuple[str, ...]] = [
     ("detection",),
-    ("exams.models", "exams.risk", "exams.migrations", "exams.apps", "exams"),
+    ("exams.models", "exams.risk", "exams.storage", "exams.migrations", "exams.apps", "exams"),
     ("exams.live", "exams.access", "exams.presence", "exams.clips"),
     ("exams.services",),
     ("exams.analysis", "exams.reports", "exams.tasks"),

@@ -11,8 +11,9 @@ caller may retry. One module per part of the product:
 - ``connections``: the candidate's websocket claim on the session;
 - ``proctoring``: proctor actions and the candidate's chat;
 - ``review``: reviewers' decisions and the two-reviewer rule;
-- ``retention``: the purge of biometric data and evidence;
-- ``revocation``: open proctor sockets close when their user's rights go.
+- ``retention``: the purge of biometric data and evidence, and the media sweep;
+- ``revocation``: open proctor sockets close when their user's rights go;
+- ``data_rights``: one candidate's data, exported as a zip or erased.
 
 Everything public is importable from ``exams.services`` itself.
 """
@@ -43,6 +44,12 @@ from exams.services.connections import (
     connection_refused,
     connections_mark_stale,
 )
+from exams.services.data_rights import (
+    DataRightsError,
+    candidate_erase,
+    candidate_export,
+    candidate_find,
+)
 from exams.services.events import (
     analysis_record,
     event_new,
@@ -59,7 +66,10 @@ from exams.services.proctoring import (
     proctor_act,
 )
 from exams.services.retention import (
+    SWEEP_GRACE,
     exams_purge_expired,
+    file_fields,
+    media_sweep,
 )
 from exams.services.review import (
     ReviewRow,
@@ -77,9 +87,12 @@ from exams.services.revocation import (
 )
 from exams.services.roster import (
     ROSTER_COLUMNS,
+    CandidateDraft,
     RosterError,
     RosterRow,
     candidate_add,
+    candidate_check,
+    candidate_write,
     exam_create,
     reference_encodings,
     roster_import,
@@ -98,6 +111,9 @@ __all__ = [
     "RosterError",
     "RosterRow",
     "candidate_add",
+    "CandidateDraft",
+    "candidate_check",
+    "candidate_write",
     "exam_create",
     "reference_encodings",
     "roster_import",
@@ -141,4 +157,11 @@ __all__ = [
     "session_violation_votes",
     "exams_purge_expired",
     "staff_revoke_later",
+    "SWEEP_GRACE",
+    "file_fields",
+    "media_sweep",
+    "DataRightsError",
+    "candidate_erase",
+    "candidate_export",
+    "candidate_find",
 ]

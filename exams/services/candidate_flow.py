@@ -13,6 +13,7 @@ from exams import live
 from exams.models import Event, Exam, ExamSession, VerificationStatus
 from exams.services.audit import audit_record, candidate_label
 from exams.services.events import event_record_instant, events_close_open
+from exams.storage import atomic_with_files
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +83,14 @@ def verification_result(*, session: ExamSession, status: VerificationStatus, mes
 
 def verification_capture_reference(*, session: ExamSession, encoding, photo_jpeg: bytes) -> None:
     """No roster photo: the verification photo becomes the reference, marked unverified."""
-    with transaction.atomic():
+    with atomic_with_files():
         session = ExamSession.objects.locked(session.pk)
         if session.state != ExamSession.State.CONSENTED or _refused_outside_window(session):
             return
         candidate = session.candidate
         candidate.reference_encodings = [list(map(float, encoding))]
         candidate.reference_unverified = True
-        candidate.reference_photo.save(
-            f"{candidate.token[:12]}-captured.jpg", ContentFile(photo_jpeg), save=False
-        )
+        candidate.reference_photo.save("captured.jpg", ContentFile(photo_jpeg), save=False)
         candidate.save()
         session.verification_status = VerificationStatus.CAPTURED_REFERENCE
         session.verification_message = "No roster photo was on file, so this photo is now your reference."
@@ -118,7 +117,7 @@ def verification_compare(
 ) -> None:
     now = timezone.now()
     events: list[Event] = []
-    with transaction.atomic():
+    with atomic_with_files():
         session = ExamSession.objects.locked(session.pk)
         if session.state != ExamSession.State.CONSENTED or _refused_outside_window(session, now):
             return

@@ -13,6 +13,7 @@ from django.utils import timezone
 from detection.core import SEVERITY, EventAction
 from exams import live
 from exams.models import Event, ExamSession
+from exams.storage import atomic_with_files
 
 COPY_PASTE_MERGE_SECONDS = 10
 
@@ -41,9 +42,7 @@ def event_new(
         details=details,
     )
     if evidence_jpeg:
-        event.evidence.save(
-            f"{session.public_id.hex}-{event.public_id.hex}.jpg", ContentFile(evidence_jpeg), save=False
-        )
+        event.evidence.save("evidence.jpg", ContentFile(evidence_jpeg), save=False)
     event.save()
     return event
 
@@ -104,7 +103,7 @@ def analysis_record(
     event actions, then tell the proctors (with ``thumbnail``, a data URL, if
     the frame brought a new picture). The row is locked only for this write.
     None (and nothing written) if a frame as new or newer was stored."""
-    with transaction.atomic():
+    with atomic_with_files():
         _commit_without_waiting_for_disk()
         session = ExamSession.objects.locked(session.pk)
         if seq <= session.last_frame_seq:

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import itertools
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 
+from django.apps import apps
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import models
 from django.utils import timezone
 
 from exams.models import Event, EventFrame, Exam
 from exams.services.audit import audit_record
 
+log = logging.getLogger(__name__)
 
-def exams_purge_expired(*, now: datetime | None = None, progress=None) -> dict[str, int]:
+
+def exams_purge_expired(
+    *, now: datetime | None = None, progress: Callable[[str], None] | None = None, dry_run: bool = False
+) -> dict[str, int]:
     """Delete evidence frames and clips, reference photos and face encodings of exams past retention.
 
     Idempotent and resumable: each file is deleted and its row cleared in a
     small transaction, so an interrupted purge picks up where it stopped.
+    With ``dry_run`` nothing changes: each exam due is reported to ``progress``
+    with what would go, and the totals count it.
     """
     now = now or timezone.now()
     totals = {"exams": 0, "evidence_files": 0, "clip_frames": 0, "reference_photos": 0}
@@ -23,6 +38,20 @@ def exams_purge_expired(*, now: datetime | None = None, progress=None) -> dict[s
     ]
     for exam in due:
         events = Event.objects.filter(session__candidate__exam=exam).exclude(evidence="")
+        if dry_run:
+            evidence = events.count()
+            photos = exam.candidates.exclude(reference_photo="").count()
+            clips = EventFrame.objects.filter(event__session__candidate__exam=exam).count()
+            totals["exams"] += 1
+            totals["evidence_files"] += evidence
+            totals["clip_frames"] += clips
+            totals["reference_photos"] += photos
+            if progress:
+                progress(
+                    f"would purge {exam.title} ({exam.code}): "
+                    f"{evidence} evidence files, {clips} clip frames, {photos} reference photos"
+                )
+            continue
         total = events.count()
         for done, event in enumerate(events.iterator(), start=1):
             event.evidence.delete(save=True)
@@ -44,4 +73,94 @@ def exams_purge_expired(*, now: datetime | None = None, progress=None) -> dict[s
         exam.save(update_fields=["purged_at"])
         audit_record(action="retention_purge", exam=exam, details=dict(totals))
         totals["exams"] += 1
+    return totals
+
+
+# A file younger than this is never swept, even with no row pointing at it:
+# services write a file inside the transaction that adds its row, so until
+# that transaction commits the file is rightly unreferenced. No transaction
+# here lasts anywhere near an hour; a file still orphaned after it is one
+# whose row rolled back or was never written (a crash between the two).
+SWEEP_GRACE = timedelta(hours=1)
+
+
+def file_fields() -> list[tuple[type[models.Model], str]]:
+    """Every (model, field name) that stores a file, in every installed app
+    (a file another app's row refers to must never look orphaned)."""
+    return [
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, models.FileField)
+    ]
+
+
+def _referenced(names: list[str]) -> set[str]:
+    found: set[str] = set()
+    for model, field in file_fields():
+        found.update(model.objects.filter(**{f"{field}__in": names}).values_list(field, flat=True))
+    return found
+
+
+def _media_files(storage: FileSystemStorage) -> Iterator[tuple[str, float]]:
+    """(storage name, modification time) of every regular file under the
+    media folder, walked lazily; symlinks are neither followed nor listed."""
+    root = Path(storage.location)
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for filename in sorted(files):
+            path = Path(folder, filename)
+            try:
+                st = path.lstat()
+            except OSError:
+                continue  # deleted meanwhile
+            if stat.S_ISREG(st.st_mode):
+                yield path.relative_to(root).as_posix(), st.st_mtime
+
+
+def media_sweep(
+    *,
+    batch: int = 500,
+    grace: timedelta = SWEEP_GRACE,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+    storage: FileSystemStorage | None = None,
+) -> dict[str, int]:
+    """Delete media files that no row refers to and that are older than
+    ``grace``. Files are looked up ``batch`` at a time (one query per file
+    field per batch), so memory and query size stay bounded however many
+    files there are. With ``dry_run`` nothing is deleted and every file that
+    would go is passed to ``progress`` instead."""
+    storage = storage or default_storage
+    cutoff = (now or timezone.now()) - grace
+    totals = {"checked": 0, "orphans": 0, "deleted": 0, "too_young": 0}
+    files = _media_files(storage)
+    while chunk := list(itertools.islice(files, batch)):
+        referenced = _referenced([name for name, _ in chunk])
+        for name, mtime in chunk:
+            totals["checked"] += 1
+            if name in referenced:
+                continue
+            if mtime > cutoff.timestamp():
+                totals["too_young"] += 1
+                continue
+            totals["orphans"] += 1
+            if dry_run:
+                if progress:
+                    progress(f"would delete {name}")
+                continue
+            try:
+                storage.delete(name)
+            except OSError:
+                log.warning("could not delete orphaned media file %s", name, exc_info=True)
+                continue
+            totals["deleted"] += 1
+        if progress:
+            progress(
+                f"{totals['checked']} files checked, {totals['orphans']} orphaned"
+                + ("" if dry_run else f", {totals['deleted']} deleted")
+            )
+    if totals["deleted"]:
+        audit_record(action="media_sweep", details=dict(totals))
     return totals

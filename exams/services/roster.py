@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
+import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.files.base import ContentFile
-from django.core.validators import validate_email
-from django.db import transaction
+from django.core.validators import ProhibitNullCharactersValidator, validate_email
+from django.db import DatabaseError, IntegrityError, transaction
 
 from detection.core import DetectionError, decode_image, encode_reference
 from exams.models import Candidate, Exam, ExamSession
 from exams.services.audit import audit_record
+from exams.storage import atomic_with_files
 
 User = get_user_model()
 
@@ -94,18 +98,45 @@ def roster_rows(text: str) -> list[dict[str, Any]]:
         raise ValueError(f"the roster is not readable CSV (line {reader.line_num}): {exc}") from None
 
 
+# A roster photo larger than this is refused (the admin's upload has the same limit).
+ROSTER_PHOTO_MAX_BYTES = 10 * 1024 * 1024
+
+
 def roster_photo(csv_path: Path, photo: str) -> bytes:
     """The bytes of a roster row's photo: a regular file in the CSV's folder or
-    below it. Anything else gets the same answer, so that the error never
-    tells which files exist on the server."""
+    below it, at most ROSTER_PHOTO_MAX_BYTES. Anything outside the folder, and
+    anything that is not a regular file (a FIFO, a device, a folder), gets the
+    same answer, so that the error never tells which files exist on the server.
+
+    The path is checked with ``os.stat`` before it is opened, and opened
+    non-blocking: a FIFO is never opened for reading (that would wait for a
+    writer forever), and one swapped in after the check makes the open fail
+    at once instead of hanging. The opened file is checked again (``fstat``)
+    to be the regular file that was checked.
+    """
     folder = csv_path.parent.resolve()
     refused = RosterError(f"photo {photo}: not a readable image file in the roster's folder")
     try:
         path = (folder / photo).resolve()
-        if not path.is_relative_to(folder) or not path.is_file():  # no ../, no FIFO, no device
+        if not path.is_relative_to(folder):  # no ../, no absolute path, no symlink out
             raise refused
-        return path.read_bytes()
-    except OSError:
+        checked = os.stat(path)
+        if not stat.S_ISREG(checked.st_mode):  # no FIFO, no device, no folder
+            raise refused
+        if checked.st_size > ROSTER_PHOTO_MAX_BYTES:
+            raise RosterError(f"photo {photo} is larger than {ROSTER_PHOTO_MAX_BYTES // (1024 * 1024)} MB")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            opened = os.fstat(fh.fileno())
+            if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+                raise refused
+            data = fh.read(ROSTER_PHOTO_MAX_BYTES + 1)
+        if len(data) > ROSTER_PHOTO_MAX_BYTES:
+            raise RosterError(f"photo {photo} is larger than {ROSTER_PHOTO_MAX_BYTES // (1024 * 1024)} MB")
+        return data
+    except RosterError:
+        raise
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         raise refused from None
 
 
@@ -113,6 +144,105 @@ def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
     """The stored form of a reference photo's face: one 128-d encoding.
     Raises DetectionError when the photo is no image or not exactly one face."""
     return [encode_reference(decode_image(photo_bytes)).tolist()]
+
+
+@dataclass(frozen=True)
+class CandidateDraft:
+    """A roster row that passed every check, ready to write: either a new
+    candidate (with its photo's face, if any) or one already on the exam."""
+
+    exam: Exam
+    name: str
+    email: str
+    photo_name: str = ""
+    photo_bytes: bytes = b""
+    encodings: tuple = ()
+    existing: Candidate | None = None
+
+
+def _field_errors(exc: ValidationError) -> str:
+    labels = {"name": "name", "email": "email address", "exam": "exam"}
+    parts = []
+    for field, messages in exc.message_dict.items():
+        label = labels.get(field, field.replace("_", " "))
+        parts.append(f"{label}: {' '.join(messages)}" if field != NON_FIELD_ERRORS else " ".join(messages))
+    return "; ".join(parts)
+
+
+def candidate_check(
+    *, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b""
+) -> CandidateDraft:
+    """Every check a roster row must pass, with nothing written: the name and
+    email rules, the model's own validation (``full_clean`` on an unsaved
+    Candidate: column sizes, email syntax, constraints) and the photo's face.
+    Raises RosterError saying what is wrong."""
+    name, email = name.strip(), email.strip().lower()
+    if not name:
+        raise RosterError("name is empty")
+    if len(name) > NAME_MAX:
+        raise RosterError(f"name is longer than {NAME_MAX} characters")
+    if len(email) > EMAIL_MAX:
+        raise RosterError(f"email address is longer than {EMAIL_MAX} characters")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise RosterError(f"{email!r} is not a valid email address") from None
+    for label, value in (("name", name), ("email address", email)):
+        try:
+            ProhibitNullCharactersValidator()(value)  # PostgreSQL refuses NUL in text
+        except ValidationError:
+            raise RosterError(f"{label} contains a NUL character") from None
+    existing = Candidate.objects.filter(exam=exam, email=email).first()
+    if existing is not None:
+        return CandidateDraft(exam=exam, name=name, email=email, existing=existing)
+    try:
+        Candidate(exam=exam, name=name, email=email).full_clean()
+    except ValidationError as exc:
+        raise RosterError(_field_errors(exc)) from None
+    encodings: list[list[float]] = []
+    if photo_bytes:
+        try:
+            encodings = reference_encodings(photo_bytes)
+        except DetectionError as exc:
+            raise RosterError(f"photo {photo_name}: {exc}") from None
+    return CandidateDraft(
+        exam=exam,
+        name=name,
+        email=email,
+        photo_name=photo_name,
+        photo_bytes=photo_bytes,
+        encodings=tuple(tuple(e) for e in encodings),
+    )
+
+
+def candidate_write(*, draft: CandidateDraft) -> Candidate:
+    """Write a checked row: the candidate, its photo (named by a random id) and
+    its session, in one transaction. A row already on the exam is returned
+    unchanged. A database refusal (another import added the same email in
+    between, say) is a RosterError, and its photo file is removed."""
+    if draft.existing is not None:
+        return draft.existing
+    try:
+        with atomic_with_files():
+            candidate = Candidate.objects.create(
+                exam=draft.exam,
+                name=draft.name,
+                email=draft.email,
+                reference_encodings=[list(e) for e in draft.encodings],
+            )
+            if draft.photo_bytes:
+                candidate.reference_photo.save(
+                    draft.photo_name or "photo.jpg", ContentFile(draft.photo_bytes)
+                )
+            ExamSession.objects.create(candidate=candidate)
+    except IntegrityError:
+        existing = Candidate.objects.filter(exam=draft.exam, email=draft.email).first()
+        if existing is not None:  # the same email was added meanwhile: idempotent, like above
+            return existing
+        raise RosterError("the database refused this row") from None
+    except DatabaseError:
+        raise RosterError("the database refused this row") from None
+    return candidate
 
 
 def candidate_add(
@@ -124,35 +254,8 @@ def candidate_add(
     unchanged. Raises RosterError for an empty name, a bad email, or a photo
     that does not show exactly one face.
     """
-    email = email.strip().lower()
-    if not name.strip():
-        raise RosterError("name is empty")
-    if len(name.strip()) > NAME_MAX:
-        raise RosterError(f"name is longer than {NAME_MAX} characters")
-    if len(email) > EMAIL_MAX:
-        raise RosterError(f"email address is longer than {EMAIL_MAX} characters")
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise RosterError(f"{email!r} is not a valid email address") from None
-    existing = Candidate.objects.filter(exam=exam, email=email).first()
-    if existing is not None:
-        return existing
-    encodings: list[list[float]] = []
-    if photo_bytes:
-        try:
-            encodings = reference_encodings(photo_bytes)
-        except DetectionError as exc:
-            raise RosterError(f"photo {photo_name}: {exc}") from None
-    with transaction.atomic():
-        candidate = Candidate.objects.create(
-            exam=exam, name=name.strip(), email=email, reference_encodings=encodings
-        )
-        if photo_bytes:
-            suffix = Path(photo_name).suffix.lower() or ".jpg"
-            candidate.reference_photo.save(f"{candidate.token[:12]}{suffix}", ContentFile(photo_bytes))
-        ExamSession.objects.create(candidate=candidate)
-    return candidate
+    draft = candidate_check(exam=exam, name=name, email=email, photo_name=photo_name, photo_bytes=photo_bytes)
+    return candidate_write(draft=draft)
 
 
 def roster_import(
@@ -160,19 +263,44 @@ def roster_import(
 ) -> list[RosterRow]:
     """Import candidates from ``name,email,photo``. Bad rows get an error; good rows are imported.
 
-    Photo paths are relative to the CSV file. Re-importing a row whose email is
-    already on the exam updates nothing and reports its existing link.
+    Every row is checked (``candidate_check``: the model's validation and the
+    photo) before any is written, so a bad row anywhere in the file is
+    reported and never stops the import halfway. Photo paths are relative to
+    the CSV file. Re-importing a row whose email is already on the exam
+    updates nothing and reports its existing link.
     """
-    results: list[RosterRow] = []
+    # First pass: check every row. Photo bytes are not kept (a roster of a
+    # thousand photos would be held in memory); their digest is, and the
+    # second pass reads the photo again and refuses it if it changed.
+    checked: list[tuple[dict[str, Any], CandidateDraft | RosterError, str]] = []
     for row in roster_rows(csv_path.read_text(encoding="utf-8-sig")):
-        name, email, photo = row["name"], row["email"].lower(), row["photo"]
-        photo_bytes = b""
         try:
-            if photo:
-                photo_bytes = roster_photo(csv_path, photo)
-            candidate = candidate_add(
-                exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes
+            photo_bytes = roster_photo(csv_path, row["photo"]) if row["photo"] else b""
+            draft = candidate_check(
+                exam=exam,
+                name=row["name"],
+                email=row["email"],
+                photo_name=row["photo"],
+                photo_bytes=photo_bytes,
             )
+        except RosterError as exc:
+            checked.append((row, exc, ""))
+        else:
+            digest = hashlib.sha256(draft.photo_bytes).hexdigest() if draft.photo_bytes else ""
+            checked.append((row, replace(draft, photo_bytes=b""), digest))
+    # Second pass: write the rows that passed.
+    results: list[RosterRow] = []
+    for row, outcome, digest in checked:
+        name, email = row["name"], row["email"].lower()
+        try:
+            if isinstance(outcome, RosterError):
+                raise outcome
+            if digest:
+                photo_bytes = roster_photo(csv_path, row["photo"])
+                if hashlib.sha256(photo_bytes).hexdigest() != digest:
+                    raise RosterError(f"photo {row['photo']} changed during the import")
+                outcome = replace(outcome, photo_bytes=photo_bytes)
+            candidate = candidate_write(draft=outcome)
         except RosterError as exc:
             results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
             continue

@@ -208,3 +208,68 @@ def test_it_exports_a_formula_looking_name_as_text(exam):
     names = {row[1]: row[0] for row in rows[1:]}
     assert names["evil@example.org"] == '\'=HYPERLINK("http://evil.example","click")'
     assert names["minus@example.org"] == "'-2+3"
+
+
+@pytest.mark.django_db
+def test_it_refuses_photos_that_are_no_regular_file_or_too_large(exam, tmp_path):
+    """A folder, or a file over the size limit inside the roster's folder, is refused
+    with a row error before it is read; the other rows are imported."""
+    folder = tmp_path / "roster"
+    (folder / "photos.jpg").mkdir(parents=True)
+    with (folder / "big.jpg").open("wb") as fh:
+        fh.truncate(10 * 1024 * 1024 + 1)  # the limit, plus one byte
+    path = folder / "roster.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(
+            [
+                ("name", "email", "photo"),
+                ("Folder", "dir@example.org", "photos.jpg"),
+                ("Big", "big@example.org", "big.jpg"),
+                ("Device", "dev@example.org", "../../../../dev/zero"),
+                ("Fine", "fine@example.org", ""),
+            ]
+        )
+    result = {
+        r["email"]: r["error"] for r in json.loads(_run("import_roster", str(exam.code), str(path), "--json"))
+    }
+    assert "not a readable image file in the roster's folder" in result["dir@example.org"]
+    assert "not a readable image file in the roster's folder" in result["dev@example.org"]
+    assert "larger than 10 MB" in result["big@example.org"]
+    assert result["fine@example.org"] == ""
+    assert list(Candidate.objects.filter(exam=exam).values_list("email", flat=True)) == ["fine@example.org"]
+
+
+@pytest.mark.django_db
+def test_a_row_the_database_would_refuse_never_stops_the_import_halfway(exam, tmp_path):
+    """PostgreSQL refuses a NUL character in text. The row is refused when it is
+    checked, before anything is written, and the rows after it are imported."""
+    path = tmp_path / "roster.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(
+            [
+                ("name", "email", "photo"),
+                ("First", "first@example.org", ""),
+                ("Nul\x00Name", "nul@example.org", ""),
+                ("Last", "last@example.org", ""),
+            ]
+        )
+    rows = json.loads(_run("import_roster", str(exam.code), str(path), "--json"))
+    result = {r["email"]: r["error"] for r in rows}
+    assert "line 3: name contains a NUL character" == result["nul@example.org"]
+    assert result["first@example.org"] == result["last@example.org"] == ""
+    assert sorted(Candidate.objects.filter(exam=exam).values_list("email", flat=True)) == [
+        "first@example.org",
+        "last@example.org",
+    ]
+
+
+@pytest.mark.django_db
+def test_every_row_is_checked_with_the_models_validation(exam):
+    """candidate_check runs full_clean on an unsaved Candidate and writes nothing."""
+    from exams.services import RosterError, candidate_check
+
+    draft = candidate_check(exam=exam, name="Ann", email="ANN@example.org")
+    assert draft.email == "ann@example.org" and draft.existing is None
+    assert not Candidate.objects.exists()
+    with pytest.raises(RosterError, match="not a valid email"):
+        candidate_check(exam=exam, name="Ann", email="ann@")
