@@ -1,11 +1,13 @@
 """The exam window and the attempt's duration are enforced: no verification or
 start outside opens_at..closes_at, and an attempt is submitted at its deadline."""
 
+import io
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from pypdf import PdfReader
 
 from exams import services
 from exams.models import AuditEntry, ExamSession
@@ -82,6 +84,8 @@ def test_it_submits_overdue_attempts_and_records_why(started, other_candidate):
     exam = started.exam
     assert "Time up: submitted automatically" in report_render(exam, "csv").decode()
     assert "Time up: submitted automatically" in report_render(exam, "json").decode()
+    pdf = PdfReader(io.BytesIO(report_render(exam, "pdf")))
+    assert "Time up: submitted automatically" in " ".join(p.extract_text() for p in pdf.pages)
 
 
 @pytest.mark.django_db
