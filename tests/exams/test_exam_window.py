@@ -33,7 +33,11 @@ def test_it_lets_a_candidate_consent_early_but_not_verify_or_start(candidate):
     verify = client.get(f"/take/{candidate.token}/verify/")
     assert verify.status_code == 403
     text = verify.content.decode()
-    assert "This exam opens at " + exam.opens_at.strftime("%Y-%m-%d %H:%M UTC") in text
+    opens = exam.opens_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert (
+        f'This exam opens at <time datetime="{exam.opens_at.isoformat()}" data-local-time>{opens}</time>'
+        in text
+    )
     assert "js/local_time.js" in text
     photo = client.post(f"/take/{candidate.token}/verify/photo", b"\xff\xd8\xff0", content_type="image/jpeg")
     assert photo.status_code == 409 and photo.json()["error"] == "outside_window"
