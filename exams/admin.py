@@ -201,7 +201,11 @@ class ExamSessionAdmin(admin.ModelAdmin):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written only by the product's own workflows: visible in the admin,
     never added, edited or deleted there (a decision added by hand in another
-    reviewer's name would satisfy the two-reviewer rule on its own)."""
+    reviewer's name would satisfy the two-reviewer rule on its own).
+
+    They still go with what they belong to: deleting an exam or a candidate
+    in the admin deletes its decisions (the audit keeps that they were made),
+    so only this model's own admin pages refuse to delete."""
 
     def has_add_permission(self, request):
         return False
@@ -210,7 +214,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False
+        match = getattr(request, "resolver_match", None)
+        own_pages = f"{self.opts.app_label}_{self.opts.model_name}_"
+        return bool(match and match.url_name and not match.url_name.startswith(own_pages))
 
 
 @admin.register(Event)

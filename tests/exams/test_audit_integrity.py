@@ -95,3 +95,16 @@ def test_it_offers_only_reviewers_as_an_exams_reviewers(admin_client, exam, revi
         page.context["adminform"].form.fields["reviewers"].queryset.values_list("username", flat=True)
     )
     assert "reviewer" in choices and "proctor" not in choices and "outsider" not in choices
+
+
+@pytest.mark.django_db
+def test_it_still_deletes_an_exam_with_decisions_in_the_admin(admin_client, exam, reviewer, candidate, entry):
+    session = candidate.session
+    advance(session, "consented", "verified", "in_progress", "submitted")
+    ReviewDecision.objects.create(session=session, reviewer=reviewer, decision="clear")
+    changelist = admin_client.get("/admin/exams/reviewdecision/").content.decode()
+    assert 'value="delete_selected"' not in changelist  # no bulk delete of decisions either
+    response = admin_client.post(f"/admin/exams/exam/{exam.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not ReviewDecision.objects.exists()
+    assert AuditEntry.objects.filter(pk=entry.pk, exam=None).exists()  # the audit outlives the exam

@@ -1,11 +1,13 @@
 """The exam window and the attempt's duration are enforced: no verification or
 start outside opens_at..closes_at, and an attempt is submitted at its deadline."""
 
+import io
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from pypdf import PdfReader
 
 from exams import services
 from exams.models import AuditEntry, ExamSession
@@ -31,7 +33,11 @@ def test_it_lets_a_candidate_consent_early_but_not_verify_or_start(candidate):
     verify = client.get(f"/take/{candidate.token}/verify/")
     assert verify.status_code == 403
     text = verify.content.decode()
-    assert "This exam opens at " + exam.opens_at.strftime("%Y-%m-%d %H:%M UTC") in text
+    opens = exam.opens_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert (
+        f'This exam opens at <time datetime="{exam.opens_at.isoformat()}" data-local-time>{opens}</time>'
+        in text
+    )
     assert "js/local_time.js" in text
     photo = client.post(f"/take/{candidate.token}/verify/photo", b"\xff\xd8\xff0", content_type="image/jpeg")
     assert photo.status_code == 409 and photo.json()["error"] == "outside_window"
@@ -82,6 +88,8 @@ def test_it_submits_overdue_attempts_and_records_why(started, other_candidate):
     exam = started.exam
     assert "Time up: submitted automatically" in report_render(exam, "csv").decode()
     assert "Time up: submitted automatically" in report_render(exam, "json").decode()
+    pdf = PdfReader(io.BytesIO(report_render(exam, "pdf")))
+    assert "Time up: submitted automatically" in " ".join(p.extract_text() for p in pdf.pages)
 
 
 @pytest.mark.django_db

@@ -112,3 +112,38 @@ def test_it_audits_report_views(reviewer, finished):
     client.get(f"/review/sessions/{mine.public_id}/")
     client.get(f"/review/sessions/{mine.public_id}/")
     assert AuditEntry.objects.filter(action="report_view", actor=reviewer, session=mine).count() == 1
+
+
+def _run(*args) -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_it_assigns_the_demo_reviewers_to_the_demo_exam(settings, tmp_path, monkeypatch):
+    from exams.models import Exam
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-password-1")
+    _run("seed_demo")
+    exam = Exam.objects.get(title="Demo exam")
+    assert sorted(exam.reviewers.values_list("username", flat=True)) == ["reviewer", "reviewer2"]
+
+
+@pytest.mark.django_db
+def test_it_creates_an_exam_with_its_reviewers(proctor, reviewer):
+    import json
+
+    from django.core.management.base import CommandError
+
+    from exams.models import Exam
+
+    data = json.loads(_run("create_exam", "--title", "Physics", "--reviewer", "reviewer", "--json"))
+    assert list(Exam.objects.get(code=data["exam"]).reviewers.all()) == [reviewer]
+    with pytest.raises(CommandError, match="unknown reviewer"):
+        _run("create_exam", "--title", "Chemistry", "--reviewer", "nobody")
