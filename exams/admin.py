@@ -1,15 +1,18 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.urls import path
+from django.utils.html import format_html
 
 from exams import services
+from exams.admin_forms import ExamForm
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
 from exams.views import roster
 
 
 @admin.register(Exam)
 class ExamAdmin(admin.ModelAdmin):
+    form = ExamForm  # checks and thresholds as fields; proctors only from the Proctor group
     list_display = ("title", "opens_at", "closes_at", "retention_days", "purged_at")
     filter_horizontal = ("proctors",)
     readonly_fields = ("code", "purged_at")
@@ -61,11 +64,26 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ("name", "email", "exam", "has_reference", "reference_unverified")
     list_filter = ("exam",)
     search_fields = ("name", "email", "external_id")
-    readonly_fields = ("token",)
+    readonly_fields = ("token", "invitation_link")
+    actions = ["send_invitations"]
 
     @admin.display(boolean=True, description="face on file")
     def has_reference(self, candidate: Candidate) -> bool:
         return bool(candidate.reference_encodings)
+
+    @admin.display(description="invitation link")
+    def invitation_link(self, candidate: Candidate) -> str:
+        if not candidate.pk:
+            return "Saved candidates get a link."
+        link = services.invitation_link(candidate)
+        return format_html('<a href="{}">{}</a>', link, link)
+
+    @admin.action(description="Send invitations by email")
+    def send_invitations(self, request, queryset):
+        result = services.invitations_send(
+            candidates=queryset.select_related("exam", "session"), actor=request.user
+        )
+        self.message_user(request, str(result), messages.WARNING if result.skipped else messages.SUCCESS)
 
     def save_model(self, request, obj, form, change):
         if getattr(form, "new_encodings", None):

@@ -7,13 +7,14 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
                    {"type": "chat", "text": "1 to 500 characters"}
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
-  server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, and
+  server → client  {"type": "status", "state", "interval", "busy", "paused", "deadline"}   (on connect, and
                        whenever the server asks for frames every "interval" s: "busy" under overload)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
                    "duplicate_session" and close 4409, and may retry.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
+                   {"type": "deadline", "deadline": "<ISO 8601>"}   (extra time moved the end)
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
                    {"type": "chat", "message": {"id", "sender", "kind", "speaker", "text", "at"}}
                        (a line of the conversation, either side, labelled for the candidate)
@@ -363,6 +364,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 "interval": round(self.pace, 2),
                 "busy": self.pace > self.interval,
                 "paused": self.session.paused,
+                # A page that reconnects after extra time was granted gets the new end.
+                "deadline": deadline.isoformat() if (deadline := self.session.deadline) else None,
             }
         )
 
@@ -395,7 +398,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await self.send_json(payload)
         if payload.get("type") == "ended":
             await self.close(code=CLOSE_ENDED)
-        elif payload.get("type") in ("pause", "resume") and self.session is not None:
+        elif payload.get("type") in ("pause", "resume", "deadline") and self.session is not None:
             self.session = await _reload(self.session)
 
     async def refuse(self, code: str, message: str) -> None:

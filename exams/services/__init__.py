@@ -6,7 +6,8 @@ caller may retry. One module per part of the product:
 
 - ``audit``: the audit log;
 - ``roster``: exams, roster parsing and import;
-- ``candidate_flow``: consent, identity verification, start and submit;
+- ``candidate_flow``: consent (or declining it), identity verification, start and submit;
+- ``invitations``: invitation links and emails;
 - ``events``: flagged events and browser integrity signals;
 - ``connections``: the candidate's websocket claim on the session;
 - ``proctoring``: proctor actions and the candidate's chat;
@@ -23,6 +24,7 @@ from exams.services.audit import (
 )
 from exams.services.candidate_flow import (
     session_consent,
+    session_decline_consent,
     session_start,
     session_submit,
     verification_capture_reference,
@@ -45,6 +47,12 @@ from exams.services.events import (
     events_close_open,
     signal_record,
 )
+from exams.services.invitations import (
+    InvitationsSent,
+    invitation_link,
+    invitations_send,
+    system_check_link,
+)
 from exams.services.proctoring import (
     DEFAULT_WARNING,
     PROCTOR_ACTIONS,
@@ -63,7 +71,9 @@ from exams.services.roster import (
     ROSTER_COLUMNS,
     RosterError,
     RosterRow,
+    RosterSummary,
     candidate_add,
+    candidate_on_exam,
     exam_create,
     reference_encodings,
     roster_import,
@@ -80,7 +90,13 @@ __all__ = [
     "ROSTER_COLUMNS",
     "RosterError",
     "RosterRow",
+    "RosterSummary",
     "candidate_add",
+    "candidate_on_exam",
+    "InvitationsSent",
+    "invitation_link",
+    "invitations_send",
+    "system_check_link",
     "exam_create",
     "reference_encodings",
     "roster_import",
@@ -89,6 +105,7 @@ __all__ = [
     "session_for_candidate",
     "events_close_open",
     "session_consent",
+    "session_decline_consent",
     "session_start",
     "session_submit",
     "verification_capture_reference",

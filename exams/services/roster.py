@@ -36,15 +36,46 @@ def exam_create(*, title: str, proctors: Sequence[str] = (), actor_label: str = 
     return exam
 
 
+# What became of one roster row.
+NEW, EXISTING, REFUSED = "new", "existing", "refused"
+
+
 @dataclass(frozen=True)
 class RosterRow:
     name: str
     email: str
     link: str
     error: str
+    status: str = NEW  # NEW, EXISTING (already on the exam, left as it was) or REFUSED
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "email": self.email, "link": self.link, "error": self.error}
+        return {
+            "name": self.name,
+            "email": self.email,
+            "link": self.link,
+            "error": self.error,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class RosterSummary:
+    """What an import did, counted honestly: a second run of the same file
+    adds nothing, and says so."""
+
+    new: int
+    existing: int
+    refused: int
+
+    @classmethod
+    def of(cls, rows: Sequence[RosterRow]) -> RosterSummary:
+        count = {NEW: 0, EXISTING: 0, REFUSED: 0}
+        for row in rows:
+            count[row.status] += 1
+        return cls(new=count[NEW], existing=count[EXISTING], refused=count[REFUSED])
+
+    def __str__(self) -> str:
+        return f"{self.new} new, {self.existing} already on the exam, {self.refused} refused"
 
 
 class RosterError(ValueError):
@@ -101,14 +132,24 @@ def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
     return [encode_reference(decode_image(photo_bytes)).tolist()]
 
 
+def candidate_on_exam(*, exam: Exam, email: str) -> Candidate | None:
+    return Candidate.objects.filter(exam=exam, email=email.strip().lower()).first()
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Names as a person would compare them: case and spacing do not count."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def candidate_add(
     *, exam: Exam, name: str, email: str, photo_name: str = "", photo_bytes: bytes = b""
 ) -> Candidate:
     """Add one candidate with the face encoding of their roster photo (optional).
 
-    Idempotent on (exam, email): a candidate already on the exam is returned
-    unchanged. Raises RosterError for an empty name, a bad email, or a photo
-    that does not show exactly one face.
+    Idempotent on (exam, email): a candidate already on the exam under the same
+    name is returned unchanged. Raises RosterError for an empty name, a bad
+    email, an email already on the exam under another name, or a photo that
+    does not show exactly one face.
     """
     email = email.strip().lower()
     if not name.strip():
@@ -121,9 +162,17 @@ def candidate_add(
         validate_email(email)
     except ValidationError:
         raise RosterError(f"{email!r} is not a valid email address") from None
-    existing = Candidate.objects.filter(exam=exam, email=email).first()
+    existing = candidate_on_exam(exam=exam, email=email)
     if existing is not None:
-        return existing
+        if _same_name(existing.name, name):
+            return existing
+        # Two people, or a typo: either way the roster and the exam disagree, and
+        # handing out the existing candidate's link would give one person's exam
+        # to another.
+        raise RosterError(
+            f"{email} is already on this exam under the name {existing.name!r}, not {name.strip()!r}; "
+            "correct the roster, or the candidate in the admin"
+        )
     encodings: list[list[float]] = []
     if photo_bytes:
         try:
@@ -147,7 +196,8 @@ def roster_import(
     """Import candidates from ``name,email,photo``. Bad rows get an error; good rows are imported.
 
     Photo paths are relative to the CSV file. Re-importing a row whose email is
-    already on the exam updates nothing and reports its existing link.
+    already on the exam under the same name updates nothing and reports its
+    existing link (status EXISTING); under another name it is refused.
     """
     results: list[RosterRow] = []
     for row in roster_rows(csv_path.read_text(encoding="utf-8-sig")):
@@ -156,18 +206,27 @@ def roster_import(
         try:
             if photo:
                 photo_bytes = roster_photo(csv_path, photo)
+            already = candidate_on_exam(exam=exam, email=email) is not None
             candidate = candidate_add(
                 exam=exam, name=name, email=email, photo_name=photo, photo_bytes=photo_bytes
             )
         except RosterError as exc:
-            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
+            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}", REFUSED))
             continue
-        results.append(RosterRow(name, email, base_url + candidate.link_path(), ""))
+        results.append(
+            RosterRow(name, email, base_url + candidate.link_path(), "", EXISTING if already else NEW)
+        )
+    summary = RosterSummary.of(results)
     audit_record(
         action="roster_import",
         actor_label=actor_label,
         exam=exam,
-        details={"rows": len(results), "errors": sum(1 for r in results if r.error)},
+        details={
+            "rows": len(results),
+            "new": summary.new,
+            "existing": summary.existing,
+            "errors": summary.refused,
+        },
     )
     return results
 

@@ -46,7 +46,8 @@ def test_the_registrar_imports_a_roster_and_sees_each_row_land(browsers, clips, 
     page.get_by_label("Reference photos").set_input_files([tmp_path / "obama.jpg", tmp_path / "two.jpg"])
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#roster-status")).to_have_text(
-        "Done: 2 of 4 rows imported, 2 with errors (listed below; fix them and import the file again).",
+        "Done: 2 new, 0 already on the exam, 2 refused "
+        "(the reasons are listed below; fix them and import the file again).",
         timeout=60_000,
     )
     expect(page.locator("#roster-bar")).to_have_attribute("value", "4")
