@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import Q
 
 from detection.core import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
@@ -84,6 +85,13 @@ def proctor_choices(exam: Exam | None):
     return get_user_model().objects.filter(pk__in=users.filter(allowed).values("pk")).order_by("username")
 
 
+def _formfield(field, **kwargs):
+    # An LMS link typed without a scheme is https, as ExamAdmin's formfield_overrides say.
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
 class ExamForm(forms.ModelForm):
     check_enabled = forms.MultipleChoiceField(
         label="Checks that run",
@@ -103,6 +111,7 @@ class ExamForm(forms.ModelForm):
     class Meta:
         model = Exam
         exclude = ("checks",)
+        formfield_callback = _formfield
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
