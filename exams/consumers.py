@@ -7,8 +7,9 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
                    {"type": "chat", "text": "1 to 500 characters"}
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
-  server → client  {"type": "status", "state", "interval", "busy", "paused", "deadline"}   (on connect, and
-                       whenever the server asks for frames every "interval" s: "busy" under overload)
+  server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, with
+                       "deadline" (ISO 8601, or null before the start), and whenever the server asks
+                       for frames every "interval" s: "busy" under overload)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
@@ -110,6 +111,10 @@ def _reload(session: ExamSession) -> ExamSession:
 def _audit_refusal(action: str, details: dict, session: ExamSession | None = None) -> None:
     label = services.candidate_label(session) if session else "anonymous"
     services.audit_record(action=action, actor_label=label, session=session, details=details)
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _resume_id(query_string: bytes) -> str:
@@ -216,7 +221,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.interval = self.pace = session.exam.frame_interval
         self.calm, self.pace_changed_at = 0, time.monotonic()
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
-        await self.send_status()
+        await self.send_status(with_deadline=True)
 
     async def disconnect(self, code: int) -> None:
         if self.session is None:
@@ -356,7 +361,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             self.pace, self.pace_changed_at = pace, time.monotonic()
             await self.send_status()
 
-    async def send_status(self) -> None:
+    async def send_status(self, *, with_deadline: bool = False) -> None:
         await self.send_json(
             {
                 "type": "status",
@@ -364,9 +369,11 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 "interval": round(self.pace, 2),
                 "busy": self.pace > self.interval,
                 "paused": self.session.paused,
-                # A page that reconnects after extra time was granted gets the new end.
-                "deadline": deadline.isoformat() if (deadline := self.session.deadline) else None,
             }
+            # Only on connect, from the session just read: a page that reconnects
+            # after extra time was granted gets the new end. Later statuses (pace
+            # changes) leave it out rather than repeat a deadline read long ago.
+            | ({"deadline": _iso(self.session.deadline)} if with_deadline else {})
         )
 
     async def receive_chat(self, text) -> None:
@@ -398,7 +405,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await self.send_json(payload)
         if payload.get("type") == "ended":
             await self.close(code=CLOSE_ENDED)
-        elif payload.get("type") in ("pause", "resume", "deadline") and self.session is not None:
+        elif payload.get("type") in ("pause", "resume") and self.session is not None:
             self.session = await _reload(self.session)
 
     async def refuse(self, code: str, message: str) -> None:

@@ -22,11 +22,7 @@ AA_NORMAL_TEXT = 4.5
 
 def _declarations(rule) -> dict[str, str]:
     decls = tinycss2.parse_blocks_contents(rule.content, skip_whitespace=True, skip_comments=True)
-    return {
-        d.lower_name: tinycss2.serialize(d.value).strip()
-        for d in decls
-        if d.type == "declaration"
-    }
+    return {d.lower_name: tinycss2.serialize(d.value).strip() for d in decls if d.type == "declaration"}
 
 
 def _rules(path: Path) -> list[tuple[str, dict[str, str]]]:
