@@ -27,7 +27,7 @@ CHECK_LABELS = {
 # COCO labels the object detector knows that matter in an exam room.
 OBJECT_LABELS = ("cell phone", "book", "laptop", "person", "remote", "keyboard", "mouse", "tv")
 
-# (field name, label, help text, minimum, maximum, step)
+# (field name, label, help text, minimum, maximum)
 THRESHOLDS = (
     (
         "identity_threshold",
@@ -37,7 +37,6 @@ THRESHOLDS = (
         "(docs/detection.md); face_recognition's own default of 0.6 lets more strangers through.",
         0.3,
         0.7,
-        0.01,
     ),
     (
         "yaw_threshold",
@@ -45,7 +44,6 @@ THRESHOLDS = (
         "Turning the head further than this to the left or right counts as looking away.",
         10,
         90,
-        1,
     ),
     (
         "pitch_threshold",
@@ -53,7 +51,6 @@ THRESHOLDS = (
         "Tilting the head further than this up or down counts as looking away.",
         10,
         90,
-        1,
     ),
     (
         "looking_away_seconds",
@@ -61,7 +58,6 @@ THRESHOLDS = (
         "How long the head must stay turned before an event is raised; a glance is not flagged.",
         1,
         60,
-        0.5,
     ),
     (
         "object_min_score",
@@ -70,7 +66,6 @@ THRESHOLDS = (
         "false alarms and more missed objects.",
         0.2,
         0.95,
-        0.05,
     ),
 )
 
@@ -83,6 +78,17 @@ def proctor_choices(exam: Exam | None):
     if exam is not None and exam.pk:
         allowed |= Q(pk__in=exam.proctors.values("pk"))
     return get_user_model().objects.filter(pk__in=users.filter(allowed).values("pk")).order_by("username")
+
+
+def _threshold(name: str) -> forms.FloatField:
+    label, help_text, low, high = next(t[1:] for t in THRESHOLDS if t[0] == name)
+    return forms.FloatField(
+        label=label,
+        help_text=f"{help_text} Between {low:g} and {high:g}.",
+        min_value=low,
+        max_value=high,
+        widget=forms.NumberInput(attrs={"step": "any"}),  # stored values need not sit on a step
+    )
 
 
 def _formfield(field, **kwargs):
@@ -108,6 +114,13 @@ class ExamForm(forms.ModelForm):
         help_text="Used when the objects check runs. 'person' means a second person in the picture.",
     )
 
+    # Declared on the class, not in __init__, so that the admin lays them out.
+    check_identity_threshold = _threshold("identity_threshold")
+    check_yaw_threshold = _threshold("yaw_threshold")
+    check_pitch_threshold = _threshold("pitch_threshold")
+    check_looking_away_seconds = _threshold("looking_away_seconds")
+    check_object_min_score = _threshold("object_min_score")
+
     class Meta:
         model = Exam
         exclude = ("checks",)
@@ -115,15 +128,6 @@ class ExamForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, label, help_text, low, high, step in THRESHOLDS:
-            self.fields[f"check_{name}"] = forms.FloatField(
-                label=label,
-                help_text=f"{help_text} Between {low:g} and {high:g}.",
-                min_value=low,
-                max_value=high,
-                step_size=None,
-                widget=forms.NumberInput(attrs={"step": step}),
-            )
         try:
             config = CheckConfig.from_dict(self.instance.checks)
         except (TypeError, ValueError):
