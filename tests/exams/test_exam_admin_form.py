@@ -104,3 +104,13 @@ def test_it_offers_only_proctors(exam, proctor, other_proctor, reviewer, outside
     assert offered == {proctor, other_proctor}
     form = ExamForm(data=_data(exam, proctors=[proctor.pk, reviewer.pk]), instance=exam)
     assert not form.is_valid() and "proctors" in form.errors
+
+
+def test_it_creates_an_exam_with_its_checks_from_the_add_page(admin_user, exam, proctor):
+    client = _admin(admin_user)
+    page = client.get("/admin/exams/exam/add/").content.decode()
+    assert 'name="check_identity_threshold" value="0.5"' in page  # the defaults, as fields
+    response = client.post("/admin/exams/exam/add/", _data(exam, title="Geometry", proctors=[proctor.pk]))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    created = Exam.objects.get(title="Geometry")
+    assert created.check_config().identity_threshold == 0.45 and list(created.proctors.all()) == [proctor]
