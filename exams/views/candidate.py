@@ -101,10 +101,11 @@ def take_decline(request: HttpRequest, session: ExamSession) -> HttpResponse:
 # proxy or browser can compress them; made once per process, not per request.
 CHECK_DOWNLOAD_BYTES = 512 * 1024
 _CHECK_PAYLOAD = random.Random(0).randbytes(CHECK_DOWNLOAD_BYTES)
-# A frame is 30-60 KB every frame interval (2 s by default), about 0.25 Mbit/s;
-# four times that leaves room for the exam's own pages.
+# Pass marks, estimates rather than measurements: the page sends one 640x480
+# JPEG (tens of KB) per frame interval, a fraction of 1 Mbit/s, which leaves
+# room for the exam's own pages; a round trip over 600 ms makes the
+# proctor's live view and the chat feel slow.
 CHECK_MIN_MBPS = 1.0
-# Round trips slower than this make the proctor's live view lag visibly.
 CHECK_MAX_LATENCY_MS = 600
 
 
