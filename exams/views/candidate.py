@@ -134,6 +134,18 @@ def take_check_download(request: HttpRequest, session: ExamSession) -> HttpRespo
     return response
 
 
+@require_POST
+@candidate_view
+def take_check_upload(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    """Receives (and drops) the check's upload: pictures go up, so upload speed matters most."""
+    if int(request.headers.get("Content-Length") or 0) > CHECK_DOWNLOAD_BYTES:
+        return HttpResponse(status=413)
+    request.read()  # all of it, so the page's timing covers the whole upload
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @candidate_view
 def take_check_ping(request: HttpRequest, session: ExamSession) -> HttpResponse:
     response = HttpResponse(status=204)

@@ -28,18 +28,38 @@ function checking(id) {
   delete line.dataset.outcome;
 }
 
-async function timed(url) {
+async function timed(url, upload = null) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const options = { cache: "no-store", signal: controller.signal };
+  if (upload) {
+    options.method = "POST";
+    options.body = upload;
+    options.headers = { "Content-Type": "application/octet-stream", "X-CSRFToken": root.querySelector("[name=csrfmiddlewaretoken]").value };
+  }
   try {
     const started = performance.now();
-    const response = await fetch(`${url}?t=${Date.now()}`, { cache: "no-store", signal: controller.signal });
+    const response = await fetch(`${url}?t=${Date.now()}`, options);
     const body = await response.arrayBuffer();
     if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    return { ms: performance.now() - started, bytes: body.byteLength };
+    return { ms: performance.now() - started, bytes: upload ? upload.byteLength : body.byteLength };
   } finally {
     clearTimeout(timer);
   }
+}
+
+// Random bytes, so nothing on the way can compress them.
+function randomBytes(size) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+  return bytes;
+}
+
+function reportSpeed(id, { ms, bytes }, minMbps) {
+  const mbps = (bytes * 8) / (ms / 1000) / 1e6;
+  const shown = mbps >= 10 ? Math.round(mbps) : mbps.toFixed(1);
+  report(id, mbps >= minMbps ? "pass" : "warn",
+    mbps >= minMbps ? `About ${shown} Mbit/s.` : `About ${shown} Mbit/s; the exam needs about ${minMbps} Mbit/s. Move closer to the router or stop other downloads and uploads.`);
 }
 
 function checkBrowser() {
@@ -69,6 +89,7 @@ async function checkCamera() {
 
 async function checkConnection() {
   checking("check-latency");
+  checking("check-upload");
   checking("check-speed");
   const maxLatency = Number(root.dataset.maxLatencyMs);
   const minMbps = Number(root.dataset.minMbps);
@@ -83,13 +104,14 @@ async function checkConnection() {
     report("check-latency", "fail", `The server could not be reached: ${err.message}.`);
   }
   try {
-    const { ms, bytes } = await timed(root.dataset.downloadUrl);
-    const mbps = (bytes * 8) / (ms / 1000) / 1e6;
-    const shown = mbps >= 10 ? Math.round(mbps) : mbps.toFixed(1);
-    report("check-speed", mbps >= minMbps ? "pass" : "warn",
-      mbps >= minMbps ? `About ${shown} Mbit/s.` : `About ${shown} Mbit/s; the exam needs about ${minMbps} Mbit/s. Move closer to the router or close other downloads.`);
+    reportSpeed("check-upload", await timed(root.dataset.uploadUrl, randomBytes(Number(root.dataset.downloadBytes) / 2)), minMbps);
   } catch (err) {
-    report("check-speed", "fail", `The speed test failed: ${err.message}.`);
+    report("check-upload", "fail", `The upload test failed: ${err.message}.`);
+  }
+  try {
+    reportSpeed("check-speed", await timed(root.dataset.downloadUrl), minMbps);
+  } catch (err) {
+    report("check-speed", "fail", `The download test failed: ${err.message}.`);
   }
 }
 

@@ -207,9 +207,10 @@ def test_it_runs_the_system_check_before_exam_day(browsers, clips, candidate):
     take.get_by_role("link", name="check your camera, browser and connection").click()
     take.wait_for_url(f"**{candidate.link_path()}check/")
     expect(take.locator("#check-summary")).to_have_text("All checks passed. You are ready for the exam.")
-    for line in ("websocket", "camera-api", "fullscreen", "camera", "latency", "speed"):
+    for line in ("websocket", "camera-api", "fullscreen", "camera", "latency", "upload", "speed"):
         expect(take.locator(f"#check-{line} .result")).to_have_text("Pass")
     expect(take.locator("#check-speed .detail")).to_contain_text("Mbit/s")
+    expect(take.locator("#check-upload .detail")).to_contain_text("Mbit/s")
     take.wait_for_function("document.getElementById('check-preview').videoWidth > 0")
     take.set_viewport_size(PHONE)
     expect(take.get_by_role("button", name="Run the checks again")).to_be_visible()

@@ -86,6 +86,16 @@ def test_it_serves_the_system_check_in_any_state_and_changes_nothing(candidate, 
     download = client.get(f"/take/{candidate.token}/check/download")
     assert len(download.content) == CHECK_DOWNLOAD_BYTES and download["Cache-Control"] == "no-store"
     assert client.get(f"/take/{candidate.token}/check/ping").status_code == 204
+    upload = client.post(
+        f"/take/{candidate.token}/check/upload", b"x" * 1000, content_type="application/octet-stream"
+    )
+    assert upload.status_code == 204
+    too_big = client.post(
+        f"/take/{candidate.token}/check/upload",
+        b"x" * (CHECK_DOWNLOAD_BYTES + 1),
+        content_type="application/octet-stream",
+    )
+    assert too_big.status_code == 413
     assert ExamSession.objects.values().get(pk=candidate.session.pk) == before
     assert not AuditEntry.objects.exists()
 
