@@ -2,7 +2,7 @@
 
 import pytest
 from django.test import Client
-from django.urls import path
+from django.urls import include, path
 
 from exams.models import Exam
 
@@ -20,7 +20,7 @@ def _boom(request):
     raise RuntimeError("a bug")
 
 
-urlpatterns = [path("boom/", _boom)]
+urlpatterns = [path("boom/", _boom), path("", include("proctor.urls"))]
 
 
 def test_it_styles_the_404_page_with_a_way_back(outsider, settings):
