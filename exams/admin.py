@@ -9,9 +9,11 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from exams import services
 from exams.access import REVIEWER_GROUP
+from exams.admin_forms import ExamForm
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
 from exams.storage import atomic_with_files
 from exams.views import review, roster
@@ -21,6 +23,7 @@ User = get_user_model()
 
 @admin.register(Exam)
 class ExamAdmin(admin.ModelAdmin):
+    form = ExamForm  # checks and thresholds as fields; proctors only from the Proctor group
     list_display = ("title", "opens_at", "closes_at", "retention_days", "purged_at")
     filter_horizontal = ("proctors", "reviewers")
     readonly_fields = ("code", "purged_at")
@@ -105,8 +108,8 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ("name", "email", "exam", "has_reference", "reference_unverified")
     list_filter = ("exam",)
     search_fields = ("name", "email", "external_id")
-    readonly_fields = ("token", "erased_at")
-    actions = ("export_data", "erase_data")
+    readonly_fields = ("token", "invitation_link", "erased_at")
+    actions = ("send_invitations", "export_data", "erase_data")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The admin saves inside its own transaction; a photo written by a save
@@ -177,6 +180,20 @@ class CandidateAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="face on file")
     def has_reference(self, candidate: Candidate) -> bool:
         return bool(candidate.reference_encodings)
+
+    @admin.display(description="invitation link")
+    def invitation_link(self, candidate: Candidate) -> str:
+        if not candidate.pk:
+            return "Saved candidates get a link."
+        link = services.invitation_link(candidate)
+        return format_html('<a href="{}">{}</a>', link, link)
+
+    @admin.action(description="Send invitations by email")
+    def send_invitations(self, request, queryset):
+        result = services.invitations_send(
+            candidates=queryset.select_related("exam", "session"), actor=request.user
+        )
+        self.message_user(request, str(result), messages.WARNING if result.skipped else messages.SUCCESS)
 
     def save_model(self, request, obj, form, change):
         if getattr(form, "new_encodings", None):

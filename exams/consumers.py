@@ -7,13 +7,15 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "signal", "name": "tab_hidden"|"fullscreen_exit"|"copy_paste", "active": bool}
                    {"type": "chat", "text": "1 to 500 characters"}
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
-  server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, and
-                       whenever the server asks for frames every "interval" s: "busy" under overload)
+  server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, with
+                       "deadline" (ISO 8601, or null before the start), and whenever the server asks
+                       for frames every "interval" s: "busy" under overload)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
                    "duplicate_session" and close 4409, and may retry.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
+                   {"type": "deadline", "deadline": "<ISO 8601>"}   (extra time moved the end)
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
                    {"type": "chat", "message": {"id", "sender", "kind", "speaker", "text", "at"}}
                        (a line of the conversation, either side, labelled for the candidate)
@@ -128,6 +130,10 @@ def _audit_refusal(action: str, details: dict, session: ExamSession | None = Non
     services.audit_record(action=action, actor_label=label, session=session, details=details)
 
 
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _resume_id(query_string: bytes) -> str:
     """The page's per-tab resume id (``?resume=``), or a fresh one: a page without
     one is treated as a new tab."""
@@ -238,7 +244,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.pace = max(self.interval, self.interval * await _pace_factor())
         self.calm, self.pace_changed_at = 0, time.monotonic()
         await self.channel_layer.group_add(live.session_group(session.public_id), self.channel_name)
-        await self.send_status()
+        await self.send_status(with_deadline=True)
 
     async def out_of_time(self, session: ExamSession) -> bool:
         """Past the attempt's deadline: submit it now (the beat task may not have
@@ -409,7 +415,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             self.pace = pace
             await self.send_status()
 
-    async def send_status(self) -> None:
+    async def send_status(self, *, with_deadline: bool = False) -> None:
         await self.send_json(
             {
                 "type": "status",
@@ -418,6 +424,10 @@ class CandidateConsumer(AsyncWebsocketConsumer):
                 "busy": self.pace > self.interval,
                 "paused": self.session.paused,
             }
+            # Only on connect, from the session just read: a page that reconnects
+            # after extra time was granted gets the new end. Later statuses (pace
+            # changes) leave it out rather than repeat a deadline read long ago.
+            | ({"deadline": _iso(self.session.deadline)} if with_deadline else {})
         )
 
     async def receive_chat(self, text) -> None:

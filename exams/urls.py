@@ -4,6 +4,11 @@ from exams.views import candidate, proctor, review
 
 urlpatterns = [
     path("take/<str:token>/", candidate.take_consent, name="take_consent"),
+    path("take/<str:token>/decline", candidate.take_decline, name="take_decline"),
+    path("take/<str:token>/check/", candidate.take_check, name="take_check"),
+    path("take/<str:token>/check/download", candidate.take_check_download, name="take_check_download"),
+    path("take/<str:token>/check/upload", candidate.take_check_upload, name="take_check_upload"),
+    path("take/<str:token>/check/ping", candidate.take_check_ping, name="take_check_ping"),
     path("take/<str:token>/verify/", candidate.take_verify, name="take_verify"),
     path("take/<str:token>/verify/photo", candidate.take_verify_photo, name="take_verify_photo"),
     path("take/<str:token>/verify/status", candidate.take_verify_status, name="take_verify_status"),

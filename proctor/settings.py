@@ -228,7 +228,33 @@ FRAME_BURST = 3
 # A candidate connection not heard from for this long counts as lost.
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 20, minimum=5)
 # Consent text version shown to candidates; bump when the policy text changes.
-CONSENT_POLICY_VERSION = "2026-11-2"  # 2026-11-2: messages with proctors are recorded
+CONSENT_POLICY_VERSION = "2026-11-3"  # 2026-11-3: what declining means; 2026-11-2: chat is recorded
+
+# Where candidates reach this site: invitation links (admin page, emails, import_roster)
+# are built on it, since an email or a command has no request to take the host from.
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL must start with http:// or https://, not {SITE_URL!r}")
+# Whom a candidate asks about the exam (shown when they decline proctoring, and in invitations).
+SUPPORT_CONTACT = env_str("SUPPORT_CONTACT")
+
+# Invitation emails. The console backend (the default) prints them to the log,
+# so nothing leaves a laptop until SMTP is configured.
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}
+_email_backend = env_str("EMAIL_BACKEND", "console").lower()
+if _email_backend not in _EMAIL_BACKENDS:
+    raise ImproperlyConfigured(f"EMAIL_BACKEND must be console or smtp, not {_email_backend!r}")
+EMAIL_BACKEND = _EMAIL_BACKENDS[_email_backend]
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Open Proctor <proctor@localhost>")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):

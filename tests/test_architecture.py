@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
         "exams.consumers",
         "exams.views",
         "exams.admin",
+        "exams.admin_forms",
         "exams.urls",
         "exams.management",
         "exams.templatetags",

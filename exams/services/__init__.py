@@ -6,7 +6,8 @@ caller may retry. One module per part of the product:
 
 - ``audit``: the audit log;
 - ``roster``: exams, roster parsing and import;
-- ``candidate_flow``: consent, identity verification, start and submit;
+- ``candidate_flow``: consent (or declining it), identity verification, start and submit;
+- ``invitations``: invitation links and emails;
 - ``events``: flagged events and browser integrity signals;
 - ``connections``: the candidate's websocket claim on the session;
 - ``proctoring``: proctor actions and the candidate's chat;
@@ -29,6 +30,7 @@ from exams.services.candidate_flow import (
     OutsideWindow,
     exam_window_check,
     session_consent,
+    session_decline_consent,
     session_start,
     session_submit,
     session_time_up,
@@ -58,6 +60,12 @@ from exams.services.events import (
     events_apply,
     events_close_open,
     signal_record,
+)
+from exams.services.invitations import (
+    InvitationsSent,
+    invitation_link,
+    invitations_send,
+    system_check_link,
 )
 from exams.services.proctoring import (
     DEFAULT_WARNING,
@@ -90,8 +98,10 @@ from exams.services.roster import (
     CandidateDraft,
     RosterError,
     RosterRow,
+    RosterSummary,
     candidate_add,
     candidate_check,
+    candidate_on_exam,
     candidate_write,
     exam_create,
     reference_encodings,
@@ -110,10 +120,16 @@ __all__ = [
     "ROSTER_COLUMNS",
     "RosterError",
     "RosterRow",
+    "RosterSummary",
     "candidate_add",
     "CandidateDraft",
     "candidate_check",
     "candidate_write",
+    "candidate_on_exam",
+    "InvitationsSent",
+    "invitation_link",
+    "invitations_send",
+    "system_check_link",
     "exam_create",
     "reference_encodings",
     "roster_import",
@@ -122,6 +138,7 @@ __all__ = [
     "session_for_candidate",
     "events_close_open",
     "session_consent",
+    "session_decline_consent",
     "session_start",
     "session_submit",
     "session_time_up",

@@ -64,6 +64,20 @@ def session_consent(*, session: ExamSession, version: str) -> None:
         )
 
 
+def session_decline_consent(*, session: ExamSession, version: str) -> None:
+    """The candidate declined to be proctored. Nothing changes but the audit log:
+    the session stays invited, so the candidate can still agree later, and the
+    exam's staff can see who declined and arrange something else."""
+    if session.state != ExamSession.State.INVITED:
+        return
+    audit_record(
+        action="consent_declined",
+        actor_label=candidate_label(session),
+        session=session,
+        details={"version": version},
+    )
+
+
 def verification_pending(*, session: ExamSession) -> None:
     """A verification photo was received and is queued for the identity check."""
     ExamSession.objects.filter(pk=session.pk).update(

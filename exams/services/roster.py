@@ -54,15 +54,46 @@ def exam_create(
     return exam
 
 
+# What became of one roster row.
+NEW, EXISTING, REFUSED = "new", "existing", "refused"
+
+
 @dataclass(frozen=True)
 class RosterRow:
     name: str
     email: str
     link: str
     error: str
+    status: str = NEW  # NEW, EXISTING (already on the exam, left as it was) or REFUSED
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "email": self.email, "link": self.link, "error": self.error}
+        return {
+            "name": self.name,
+            "email": self.email,
+            "link": self.link,
+            "error": self.error,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class RosterSummary:
+    """What an import did, counted honestly: a second run of the same file
+    adds nothing, and says so."""
+
+    new: int
+    existing: int
+    refused: int
+
+    @classmethod
+    def of(cls, rows: Sequence[RosterRow]) -> RosterSummary:
+        count = {NEW: 0, EXISTING: 0, REFUSED: 0}
+        for row in rows:
+            count[row.status] += 1
+        return cls(new=count[NEW], existing=count[EXISTING], refused=count[REFUSED])
+
+    def __str__(self) -> str:
+        return f"{self.new} new, {self.existing} already on the exam, {self.refused} refused"
 
 
 class RosterError(ValueError):
@@ -146,6 +177,15 @@ def reference_encodings(photo_bytes: bytes) -> list[list[float]]:
     return [encode_reference(decode_image(photo_bytes)).tolist()]
 
 
+def candidate_on_exam(*, exam: Exam, email: str) -> Candidate | None:
+    return Candidate.objects.filter(exam=exam, email=email.strip().lower()).first()
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Names as a person would compare them: case and spacing do not count."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 @dataclass(frozen=True)
 class CandidateDraft:
     """A roster row that passed every check, ready to write: either a new
@@ -192,9 +232,17 @@ def candidate_check(
             ProhibitNullCharactersValidator()(value)  # PostgreSQL refuses NUL in text
         except ValidationError:
             raise RosterError(f"{label} contains a NUL character") from None
-    existing = Candidate.objects.filter(exam=exam, email=email).first()
+    existing = candidate_on_exam(exam=exam, email=email)
     if existing is not None:
-        return CandidateDraft(exam=exam, name=name, email=email, existing=existing)
+        if _same_name(existing.name, name):
+            return CandidateDraft(exam=exam, name=name, email=email, existing=existing)
+        # Two people, or a typo: either way the roster and the exam disagree, and
+        # handing out the existing candidate's link would give one person's exam
+        # to another.
+        raise RosterError(
+            f"{email} is already on this exam under the name {existing.name!r}, not {name!r}; "
+            "correct the roster, or the candidate in the admin"
+        )
     try:
         Candidate(exam=exam, name=name, email=email).full_clean()
     except ValidationError as exc:
@@ -250,9 +298,10 @@ def candidate_add(
 ) -> Candidate:
     """Add one candidate with the face encoding of their roster photo (optional).
 
-    Idempotent on (exam, email): a candidate already on the exam is returned
-    unchanged. Raises RosterError for an empty name, a bad email, or a photo
-    that does not show exactly one face.
+    Idempotent on (exam, email): a candidate already on the exam under the same
+    name is returned unchanged. Raises RosterError for an empty name, a bad
+    email, an email already on the exam under another name, or a photo that
+    does not show exactly one face.
     """
     draft = candidate_check(exam=exam, name=name, email=email, photo_name=photo_name, photo_bytes=photo_bytes)
     return candidate_write(draft=draft)
@@ -266,8 +315,9 @@ def roster_import(
     Every row is checked (``candidate_check``: the model's validation and the
     photo) before any is written, so a bad row anywhere in the file is
     reported and never stops the import halfway. Photo paths are relative to
-    the CSV file. Re-importing a row whose email is already on the exam
-    updates nothing and reports its existing link.
+    the CSV file. Re-importing a row whose email is already on the exam under
+    the same name updates nothing and reports its existing link (status
+    EXISTING); under another name it is refused.
     """
     # First pass: check every row. Photo bytes are not kept (a roster of a
     # thousand photos would be held in memory); their digest is, and the
@@ -300,16 +350,25 @@ def roster_import(
                 if hashlib.sha256(photo_bytes).hexdigest() != digest:
                     raise RosterError(f"photo {row['photo']} changed during the import")
                 outcome = replace(outcome, photo_bytes=photo_bytes)
+            already = outcome.existing is not None
             candidate = candidate_write(draft=outcome)
         except RosterError as exc:
-            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}"))
+            results.append(RosterRow(name, email, "", f"line {row['line']}: {exc}", REFUSED))
             continue
-        results.append(RosterRow(name, email, base_url + candidate.link_path(), ""))
+        results.append(
+            RosterRow(name, email, base_url + candidate.link_path(), "", EXISTING if already else NEW)
+        )
+    summary = RosterSummary.of(results)
     audit_record(
         action="roster_import",
         actor_label=actor_label,
         exam=exam,
-        details={"rows": len(results), "errors": sum(1 for r in results if r.error)},
+        details={
+            "rows": len(results),
+            "new": summary.new,
+            "existing": summary.existing,
+            "errors": summary.refused,
+        },
     )
     return results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from functools import wraps
 
 from django.conf import settings
@@ -68,6 +69,7 @@ def take_consent(request: HttpRequest, session: ExamSession) -> HttpResponse:
                     "exam": exam,
                     "error": "Tick the box to agree before you continue.",
                     "policy_version": settings.CONSENT_POLICY_VERSION,
+                    "contact": settings.SUPPORT_CONTACT,
                 },
                 status=400,
             )
@@ -81,6 +83,7 @@ def take_consent(request: HttpRequest, session: ExamSession) -> HttpResponse:
             "exam": exam,
             "policy_version": settings.CONSENT_POLICY_VERSION,
             "not_open": not exam.is_open(),
+            "contact": settings.SUPPORT_CONTACT,
         },
     )
 
@@ -95,6 +98,76 @@ def _outside_window(
         {"session": session, "exam": session.exam, "message": refused.message, "early": refused.early},
         status=403,
     )
+
+
+@require_POST
+@candidate_view
+def take_decline(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    """The candidate does not agree to be proctored: say what that means and whom to ask."""
+    if session.state != State.INVITED:
+        return redirect(_next_step(session), token=session.candidate.token)
+    services.session_decline_consent(session=session, version=settings.CONSENT_POLICY_VERSION)
+    return render(
+        request,
+        "take/declined.html",
+        {"session": session, "exam": session.exam, "contact": settings.SUPPORT_CONTACT},
+    )
+
+
+# The system check times the download of this many bytes. Random bytes, so no
+# proxy or browser can compress them; made once per process, not per request.
+CHECK_DOWNLOAD_BYTES = 512 * 1024
+_CHECK_PAYLOAD = random.Random(0).randbytes(CHECK_DOWNLOAD_BYTES)
+# Pass marks, estimates rather than measurements: the page sends one 640x480
+# JPEG (tens of KB) per frame interval, a fraction of 1 Mbit/s, which leaves
+# room for the exam's own pages; a round trip over 600 ms makes the
+# proctor's live view and the chat feel slow.
+CHECK_MIN_MBPS = 1.0
+CHECK_MAX_LATENCY_MS = 600
+
+
+@candidate_view
+def take_check(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    """The system check a candidate can run any time before the exam. It reads
+    nothing the candidate sends and changes nothing: no state, no audit line."""
+    return render(
+        request,
+        "take/check.html",
+        {
+            "session": session,
+            "exam": session.exam,
+            "download_bytes": CHECK_DOWNLOAD_BYTES,
+            "min_mbps": CHECK_MIN_MBPS,
+            "max_latency_ms": CHECK_MAX_LATENCY_MS,
+        },
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+@candidate_view
+def take_check_download(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    response = HttpResponse(_CHECK_PAYLOAD, content_type="application/octet-stream")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@candidate_view
+def take_check_upload(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    """Receives (and drops) the check's upload: pictures go up, so upload speed matters most."""
+    if int(request.headers.get("Content-Length") or 0) > CHECK_DOWNLOAD_BYTES:
+        return HttpResponse(status=413)
+    request.read()  # all of it, so the page's timing covers the whole upload
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@candidate_view
+def take_check_ping(request: HttpRequest, session: ExamSession) -> HttpResponse:
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @candidate_view
@@ -173,7 +246,17 @@ def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
     if session.state != State.IN_PROGRESS:
         return redirect(_next_step(session), token=session.candidate.token)
     return render(
-        request, "take/exam.html", {"session": session, "exam": session.exam, "chat": session.messages.all()}
+        request,
+        "take/exam.html",
+        {
+            "session": session,
+            "exam": session.exam,
+            "chat": session.messages.all(),
+            # The page counts down from the server's clock, not the candidate's:
+            # it sends "now" along and the page keeps only the difference.
+            "deadline": session.deadline,
+            "server_now": timezone.now(),
+        },
     )
 
 

@@ -68,12 +68,13 @@ def roster_parse(request: HttpRequest, exam_id) -> JsonResponse:
 @require_POST
 def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
     """Import one row: ``name``, ``email`` and an optional ``photo`` file. Always 200
-    with ``{"name", "email", "link", "error"}`` for a row-level problem, like the CLI."""
+    with ``{"name", "email", "link", "error", "status"}`` for a row-level problem, like
+    the CLI; ``status`` is new, existing (already on the exam, unchanged) or refused."""
     exam = _exam_for_importer(request, exam_id)
     name = request.POST.get("name", "").strip()
     email = request.POST.get("email", "").strip().lower()
     photo = request.FILES.get("photo")
-    result = {"name": name, "email": email, "link": "", "error": ""}
+    result = {"name": name, "email": email, "link": "", "error": "", "status": services.roster.REFUSED}
     try:
         photo_bytes = b""
         if photo is not None:
@@ -82,6 +83,7 @@ def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
                     f"photo {photo.name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB"
                 )
             photo_bytes = photo.read()
+        already = services.candidate_on_exam(exam=exam, email=email) is not None
         candidate = services.candidate_add(
             exam=exam, name=name, email=email, photo_name=photo.name if photo else "", photo_bytes=photo_bytes
         )
@@ -90,10 +92,11 @@ def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
     else:
         result["link"] = request.build_absolute_uri(candidate.link_path())
         result["photo"] = bool(candidate.reference_encodings)
+        result["status"] = services.roster.EXISTING if already else services.roster.NEW
     services.audit_record(
         action="roster_row_import",
         actor=request.user,
         exam=exam,
-        details={"email": email, "error": result["error"]},
+        details={"email": email, "error": result["error"], "status": result["status"]},
     )
     return JsonResponse(result)

@@ -38,7 +38,7 @@
 
   function addResult(row, result) {
     const tr = document.createElement("tr");
-    tr.className = result.error ? "roster-failed" : "roster-ok";
+    tr.className = result.error ? "roster-failed" : result.status === "existing" ? "roster-existing" : "roster-ok";
     for (const text of [String(row.line), row.name, row.email]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -48,6 +48,10 @@
     if (result.error) {
       td.textContent = result.error;
     } else {
+      if (result.status === "existing") {
+        // Already on the exam from an earlier import: nothing was changed.
+        td.append("already on the exam, unchanged: ");
+      }
       const link = document.createElement("a");
       link.href = result.link;
       link.textContent = result.photo ? "invitation link" : "invitation link (no photo: reference taken at the exam)";
@@ -112,17 +116,20 @@
       bar.max = rows.length;
       bar.value = 0;
       const lines = [["line", "name", "email", "link", "error"]];
-      let failed = 0;
+      const counts = { new: 0, existing: 0, refused: 0 };
       for (const [index, row] of rows.entries()) {
         status.textContent = `Importing row ${index + 1} of ${rows.length}: ${row.name || row.email}…`;
         const result = await importRow(row, photos);
-        if (result.error) failed += 1;
+        if (result.error) counts.refused += 1;
+        else if (result.status === "existing") counts.existing += 1;
+        else counts.new += 1;
         addResult(row, result);
         lines.push([row.line, row.name, row.email, result.link || "", result.error || ""]);
         bar.value = index + 1;
       }
-      status.textContent = `Done: ${rows.length - failed} of ${rows.length} rows imported` +
-        (failed ? `, ${failed} with errors (listed below; fix them and import the file again).` : ".");
+      // The same words as import_roster's summary (exams.services.RosterSummary).
+      status.textContent = `Done: ${counts.new} new, ${counts.existing} already on the exam, ${counts.refused} refused` +
+        (counts.refused ? " (the reasons are listed below; fix them and import the file again)." : ".");
       offerDownload(lines);
     } finally {
       running = false;

@@ -5,6 +5,7 @@
 import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
 import { appendChatLine } from "./chat.js";
 import { openSocket } from "./socket.js";
+import { formatLeft, startCountdown } from "./countdown.js";
 
 const root = document.getElementById("exam");
 const video = document.getElementById("selfview");
@@ -68,6 +69,7 @@ function onMessage(msg) {
     paused = msg.paused;
     pausedOverlay.hidden = !paused;
     if (msg.interval) streamEvery(msg.interval);
+    if (msg.deadline) countdown?.setDeadline(msg.deadline);
     if (notice.dataset.code === "duplicate_session" || notice.dataset.code === "unavailable") notice.hidden = true;
   } else if (msg.type === "error") {
     say(msg.message, "error");
@@ -78,6 +80,9 @@ function onMessage(msg) {
   else if (msg.type === "message") say(`Proctor: ${msg.text}`, "info");
   else if (msg.type === "chat") appendChatLine(chatLog, msg.message);
   else if (msg.type === "chat_ack") { if (chatText.value.trim() === msg.message.text) chatText.value = ""; }
+  else if (msg.type === "deadline") {
+    if (countdown?.setDeadline(msg.deadline)) say(`Your time was extended: the exam now ends at ${clockTime(msg.deadline)}.`, "info");
+  }
   else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
   else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
   else if (msg.type === "ended") {
@@ -107,15 +112,92 @@ async function sendFrame() {
 }
 
 document.addEventListener("visibilitychange", () => send({ type: "signal", name: "tab_hidden", active: document.hidden }));
-document.addEventListener("fullscreenchange", () => {
-  if (!document.fullscreenElement) send({ type: "signal", name: "fullscreen_exit", active: true });
-  else send({ type: "signal", name: "fullscreen_exit", active: false });
-});
 for (const kind of ["copy", "paste", "cut"]) document.addEventListener(kind, () => send({ type: "signal", name: "copy_paste", active: true }));
-// Stop streaming but keep the socket open: the page unloads (and closes it) only
-// after the server has recorded the submission, so finishing is never
-// mistaken for a lost connection.
-document.getElementById("finish-form").addEventListener("submit", () => { finished = true; });
+
+// Finishing asks first, in a <dialog>. Confirmed, the form posts for real; the
+// page stops streaming but keeps the socket open until it unloads, after the
+// server has recorded the submission, so finishing is never mistaken for a
+// lost connection.
+const finishForm = document.getElementById("finish-form");
+const finishDialog = document.getElementById("finish-dialog");
+const finishTime = document.getElementById("finish-time");
+
+function submitFinish() {
+  finished = true;
+  if (finishDialog.open) finishDialog.close();
+  finishForm.submit();
+}
+
+finishForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (countdown) finishTime.textContent = `You still have ${formatLeft(countdown.secondsLeft())} left.`;
+  finishDialog.showModal();
+});
+document.getElementById("finish-cancel").addEventListener("click", () => finishDialog.close());
+document.getElementById("finish-confirm").addEventListener("click", submitFinish);
+
+// The countdown follows the server's deadline (extra time arrives as a
+// "deadline" message). At zero the server submits the exam; the page posts
+// too, which the server treats as a no-op if it already has.
+const timerText = document.getElementById("timer");
+const timerBox = document.getElementById("timer-box");
+const timeWarning = document.getElementById("time-warning");
+
+function clockTime(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+const countdown = root.dataset.deadline ? startCountdown({
+  deadlineIso: root.dataset.deadline,
+  serverNowIso: root.dataset.serverNow,
+  onTick: (left) => {
+    timerText.textContent = formatLeft(left);
+    timerBox.classList.toggle("timer-low", left <= 5 * 60);
+    timerBox.classList.toggle("timer-urgent", left <= 60);
+    if (left > 5 * 60) timeWarning.hidden = true;
+  },
+  onWarn: (text) => { timeWarning.textContent = text; timeWarning.hidden = false; },
+  onZero: () => {
+    if (finished) return;
+    timeWarning.textContent = "Time is up. Your exam is being submitted.";
+    timeWarning.hidden = false;
+    submitFinish();
+  },
+}) : null;
+
+// Full screen, when the exam asks for it. Browsers only enter full screen on a
+// click, so the page asks with a button, at the start and again after each exit
+// (the exit itself is reported to the proctor as a signal).
+const fullscreenPrompt = document.getElementById("fullscreen-prompt");
+const fullscreenText = document.getElementById("fullscreen-text");
+
+function askFullscreen(again) {
+  if (!fullscreenPrompt || finished) return;
+  if (again) fullscreenText.textContent = "You left full screen, and the proctor was told. Go back to full screen to continue the exam.";
+  fullscreenPrompt.hidden = false;
+  document.getElementById("fullscreen-enter").focus();
+}
+
+if (fullscreenPrompt) {
+  if (!document.fullscreenEnabled) {
+    say("This exam asks for full screen, but this browser cannot go full screen. Keep this tab in front; leaving it is reported.", "warn");
+  } else if (!document.fullscreenElement) {
+    askFullscreen(false);
+  }
+  document.getElementById("fullscreen-enter").addEventListener("click", () => {
+    document.documentElement.requestFullscreen()
+      .then(() => { fullscreenPrompt.hidden = true; })
+      .catch((err) => { fullscreenText.textContent = `Full screen was refused (${err.message}). Try the button again.`; });
+  });
+}
+
+document.addEventListener("fullscreenchange", () => {
+  const inside = Boolean(document.fullscreenElement);
+  send({ type: "signal", name: "fullscreen_exit", active: !inside });
+  if (!fullscreenPrompt) return;
+  if (inside) fullscreenPrompt.hidden = true;
+  else askFullscreen(true);
+});
 
 startCamera(video)
   .then(() => {

@@ -4,6 +4,7 @@ const root = document.getElementById("verify");
 const video = document.getElementById("preview");
 const button = document.getElementById("capture");
 const status = document.getElementById("verify-status");
+const proceed = document.getElementById("proceed");
 
 function show(text, kind = "info") {
   status.textContent = text;
@@ -15,6 +16,15 @@ async function poll() {
     await new Promise((r) => setTimeout(r, 500));
     const res = await fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" } });
     const data = await res.json();
+    if (data.state === "verified" && data.status === "mismatch_flagged") {
+      // Not a success: the candidate may go on, and a proctor checks by hand.
+      // A neutral notice, and the candidate moves on when they have read it.
+      show(data.message, "info");
+      button.hidden = true;
+      proceed.hidden = false;
+      proceed.focus();
+      return;
+    }
     if (data.state === "verified") {
       show(data.message || "Identity confirmed.", "success");
       setTimeout(() => (window.location.href = root.dataset.nextUrl), 800);

@@ -141,6 +141,7 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
 
     # The candidate finishes.
     take.get_by_role("button", name="Finish exam").click()
+    take.get_by_role("button", name="Yes, finish").click()
     take.wait_for_url(f"**{candidate.link_path()}done/")
     expect(take.get_by_role("heading", name="You have finished")).to_be_visible()
     expect(tile.locator(".state")).to_have_text("Submitted")

@@ -46,7 +46,8 @@ def test_the_registrar_imports_a_roster_and_sees_each_row_land(browsers, clips, 
     page.get_by_label("Reference photos").set_input_files([tmp_path / "obama.jpg", tmp_path / "two.jpg"])
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#roster-status")).to_have_text(
-        "Done: 2 of 4 rows imported, 2 with errors (listed below; fix them and import the file again).",
+        "Done: 2 new, 0 already on the exam, 2 refused "
+        "(the reasons are listed below; fix them and import the file again).",
         timeout=60_000,
     )
     expect(page.locator("#roster-bar")).to_have_attribute("value", "4")
@@ -80,6 +81,16 @@ def test_the_registrar_imports_a_roster_and_sees_each_row_land(browsers, clips, 
     page.screenshot(path=SCREENSHOTS / "roster-import.png", full_page=True)
     page.set_viewport_size(PHONE)
     page.screenshot(path=SCREENSHOTS / "roster-import-phone.png", full_page=True)
+
+    # The same file again adds nothing, and says so.
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#roster-status")).to_have_text(
+        "Done: 0 new, 2 already on the exam, 2 refused "
+        "(the reasons are listed below; fix them and import the file again).",
+        timeout=60_000,
+    )
+    expect(rows.nth(0)).to_contain_text("already on the exam, unchanged")
+    assert Candidate.objects.count() == 2
     # Chromium logs the refused CSV's 400 as a failed resource; nothing else may go wrong.
     assert [e for e in browsers.errors if "status of 400" not in e or "/roster/parse" not in e] == []
     assert len(browsers.errors) == 1

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from exams.models import AuditEntry, Candidate, Event, Exam
@@ -73,9 +74,10 @@ def _two_faces_jpeg() -> bytes:
 def test_it_imports_good_rows_and_explains_bad_ones(exam, roster):
     rows = json.loads(_run("import_roster", str(exam.code), str(roster), "--json"))
     by_email = {r["email"]: r for r in rows}
-    assert set(rows[0]) == {"name", "email", "link", "error"}
+    assert set(rows[0]) == {"name", "email", "link", "error", "status"}
     for ok in ("barack@example.org", "joe@example.org", "nophoto@example.org"):
-        assert by_email[ok]["error"] == "" and by_email[ok]["link"].startswith("/take/"), ok
+        assert by_email[ok]["error"] == "" and by_email[ok]["status"] == "new", ok
+        assert by_email[ok]["link"].startswith(f"{settings.SITE_URL}/take/"), ok
     assert "2 faces" in by_email["two@example.org"]["error"]
     assert by_email["wall@example.org"]["error"] and by_email["wall@example.org"]["link"] == ""
     assert "not a readable image file in the roster's folder" in by_email["missing@example.org"]["error"]
@@ -88,6 +90,7 @@ def test_it_imports_good_rows_and_explains_bad_ones(exam, roster):
     assert {r["email"]: r["link"] for r in again if not r["error"]} == {
         r["email"]: r["link"] for r in rows if not r["error"]
     }
+    assert {r["status"] for r in again if not r["error"]} == {"existing"}
     assert Candidate.objects.filter(exam=exam).count() == 3
 
 

@@ -119,7 +119,9 @@ def test_a_dry_run_lists_the_exams_due_without_purging(live_session):
     )
     exam.save()
     out = _sweep("--dry-run")
-    assert f"would purge {exam.title} ({exam.code}): 0 evidence files, 0 clip frames, 1 reference photos" in out
+    assert (
+        f"would purge {exam.title} ({exam.code}): 0 evidence files, 0 clip frames, 1 reference photos" in out
+    )
     candidate.refresh_from_db()
     exam.refresh_from_db()
     assert candidate.reference_photo and exam.purged_at is None
