@@ -33,6 +33,3 @@ def test_it_accepts_the_default_and_a_partial_config(exam):
     exam.full_clean()
     exam.checks = {"identity_threshold": 0.45, "enabled": ["faces"]}
     exam.full_clean()
-
-
-@pytest.mark.django_db
