@@ -97,4 +97,8 @@ def audit_anonymous_refusal(*, action: str, reason: str) -> bool:
 
 
 def candidate_label(session: ExamSession) -> str:
-    return f"candidate:{session.candidate.email}"
+    """Who a candidate's own actions are by: the session's public id, never the
+    email. The audit is append-only, so a label holding personal data would
+    outlive the candidate's erasure; the session link says who it was while
+    the candidate's data exists."""
+    return f"candidate:{session.public_id}"
