@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exams.models import Exam, ExamSession
+from django.db.models import Prefetch
+
+from exams.models import AuditEntry, Exam, ExamSession
 from exams.risk import risk_of
 
 
@@ -18,9 +20,35 @@ def exam_sessions(exam: Exam):
     return (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
-        .prefetch_related("events", "messages__author")
+        .prefetch_related("events", "messages__author", _proctor_actions())
         .order_by("candidate__name")
     )
+
+
+# What proctors did to an attempt during the exam, as audited: warnings, messages,
+# pauses, ending it, extra time, acknowledged alerts (exam-wide ones marked so).
+PROCTOR_ACTION_PREFIX = "proctor_"
+
+
+def _proctor_actions() -> Prefetch:
+    entries = AuditEntry.objects.filter(action__startswith=PROCTOR_ACTION_PREFIX).order_by("created_at", "pk")
+    return Prefetch("audit", queryset=entries, to_attr="proctor_actions")
+
+
+def proctor_action_rows(session: ExamSession) -> list[dict[str, Any]]:
+    """The audited proctor actions on ``session``, oldest first."""
+    entries = getattr(session, "proctor_actions", None)
+    if entries is None:
+        entries = session.audit.filter(action__startswith=PROCTOR_ACTION_PREFIX).order_by("created_at", "pk")
+    return [
+        {
+            "at": _iso(a.created_at),
+            "by": a.actor_label,
+            "action": a.action.removeprefix(PROCTOR_ACTION_PREFIX),
+            "details": a.details,
+        }
+        for a in entries
+    ]
 
 
 def exam_report(exam: Exam) -> list[dict[str, Any]]:
@@ -64,6 +92,7 @@ def exam_report(exam: Exam) -> list[dict[str, Any]]:
                     }
                     for m in messages
                 ],
+                "proctor_actions": proctor_action_rows(session),
             }
         )
     return report

@@ -47,9 +47,14 @@ from exams.services.events import (
 )
 from exams.services.proctoring import (
     DEFAULT_WARNING,
+    EXAM_ACTIONS,
+    MAX_EXTRA_MINUTES,
     PROCTOR_ACTIONS,
+    event_acknowledge,
+    exam_act,
     message_from_candidate,
     proctor_act,
+    session_extend,
 )
 from exams.services.retention import (
     exams_purge_expired,
@@ -106,8 +111,13 @@ __all__ = [
     "connections_mark_stale",
     "DEFAULT_WARNING",
     "PROCTOR_ACTIONS",
+    "EXAM_ACTIONS",
+    "MAX_EXTRA_MINUTES",
+    "event_acknowledge",
+    "exam_act",
     "message_from_candidate",
     "proctor_act",
+    "session_extend",
     "event_review",
     "session_review",
     "session_violation_votes",
