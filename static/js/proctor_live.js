@@ -71,11 +71,10 @@ function updateTile(session) {
     tile.querySelector(".no-picture").hidden = true;
   }
   const state = tile.querySelector(".state");
-  let label = session.state_label + (session.paused ? " · paused" : "");
-  if (session.state === "in_progress" && !session.connected) label += " · disconnected";
-  state.textContent = label;
+  const offline = session.state === "in_progress" && !session.connected;
+  state.textContent = session.state_label + (session.paused ? " · paused" : "");
   state.className = `state state-${session.state}`;
-  tile.querySelector(".why").textContent = session.waiting;
+  tile.querySelector(".why").textContent = session.waiting || (offline ? "Disconnected" : "");
   const badges = tile.querySelector(".badges");
   badges.replaceChildren(...session.open_flags.map((flag) => {
     const b = document.createElement("span");
@@ -85,7 +84,7 @@ function updateTile(session) {
     return b;
   }));
   tile.classList.toggle("alert", session.open_flags.some((flag) => !flag.acknowledged));
-  tile.classList.toggle("offline", session.state === "in_progress" && !session.connected);
+  tile.classList.toggle("offline", offline);
   showAge(tile, data);
 }
 
@@ -289,7 +288,7 @@ function addAlert(event, { live }) {
     by.className = "handled-by";
     by.textContent = `handled by ${event.acknowledged_by}`;
     parts.push(by);
-  } else {
+  } else if (event.severity !== "low") {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "ack";
