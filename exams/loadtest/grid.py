@@ -116,6 +116,19 @@ def _alert_close(pk: int) -> dict[str, Any]:
     return {"event": live.event_payload(event), "tile": live.session_payload(event.session)}
 
 
+class _Dropped(logging.Handler):
+    """Counts the messages channels-redis drops because a proctor's channel is full
+    (its capacity, 1000 here): the server did not read them as fast as they came."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "over capacity" in record.getMessage():
+            self.count += 1
+
+
 class Feeder:
     """Plays the workers' pushes for every candidate at the real rates."""
 
@@ -126,7 +139,7 @@ class Feeder:
         self.tiles = {t["id"]: t for t in tiles}
         self.group = live.exam_group(uuid.UUID(load.code))
         self.layer = get_channel_layer()
-        self.pushes = self.thumbnails = self.alerts = 0
+        self.pushes = self.tile_pushes = self.thumbnails = self.alerts = 0
         self.behind_s = 0.0
 
     async def _push(self, payload: dict[str, Any]) -> None:
@@ -161,6 +174,7 @@ class Feeder:
                     session["thumbnail"] = rng.choice(self.pictures)
                     self.thumbnails += 1
                 await self._push({"type": "session", "session": session})
+                self.tile_pushes += 1
             if alert_every and now >= next_alert:
                 next_alert += alert_every
                 opened = await sync_to_async(_alert_open)(rng.choice(ids), rng.choice(ALERT_TYPES))
@@ -177,6 +191,7 @@ class Feeder:
         tile.update({k: kept[k] for k in ("frames_analysed", "last_frame_at", "faces", "connected")})
         self.tiles[tile["id"]] = tile
         await self._push({"type": "session", "session": dict(tile)})
+        self.tile_pushes += 1
         await self._push({"type": "event", "event": change["event"]})
 
 
@@ -197,6 +212,18 @@ async def _sample(page, cdp, started: float) -> dict[str, Any]:
 
 
 async def _run(params: GridBenchParams, load: LoadExam, progress) -> dict[str, Any]:
+
+    dropped = _Dropped()
+    channels_log = logging.getLogger("channels_redis.core")
+    channels_log.addHandler(dropped)
+    channels_log.setLevel(logging.INFO)
+    try:
+        return await _browse(params, load, progress, dropped)
+    finally:
+        channels_log.removeHandler(dropped)
+
+
+async def _browse(params: GridBenchParams, load: LoadExam, progress, dropped: _Dropped) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     tiles = await sync_to_async(_tiles)(load)
@@ -253,6 +280,8 @@ async def _run(params: GridBenchParams, load: LoadExam, progress) -> dict[str, A
         "interval_s": params.interval,
         "pushes": {
             "messages": feeder.pushes,
+            "tile_updates": feeder.tile_pushes,
+            "dropped_by_channel_layer": dropped.count,
             "per_second": round(feeder.pushes / elapsed, 1),
             "thumbnails": feeder.thumbnails,
             "alerts": feeder.alerts,
@@ -261,6 +290,7 @@ async def _run(params: GridBenchParams, load: LoadExam, progress) -> dict[str, A
         "first_render_s": round(first_render_s, 2),
         "snapshot_render_ms": round(snapshot_ms, 1),
         "batches": stats["batches"] - 1,
+        "tiles_drawn": stats["tiles"] - len(tiles),
         "tiles_per_batch": round((stats["tiles"] - len(tiles)) / max(1, stats["batches"] - 1), 1),
         "render_ms_per_batch": percentiles(stats["ms"]),
         "heap_mb": {
@@ -306,7 +336,9 @@ def summary_text(result: dict[str, Any]) -> str:
             f"feeder at most {push['feeder_late_s_max']} s late",
             f"  first render (page load to all tiles drawn): {result['first_render_s']} s; "
             f"snapshot drawn in {result['snapshot_render_ms']} ms",
-            f"  {result['batches']} batches, {result['tiles_per_batch']} tiles per batch",
+            f"  {result['batches']} batches, {result['tiles_per_batch']} tiles per batch; "
+            f"{result['tiles_drawn']} tiles drawn of {push['tile_updates']} tile updates pushed, "
+            f"{push['dropped_by_channel_layer']} messages dropped by a full channel",
             f"  render per batch: p50 {r['p50']} ms, p95 {r['p95']} ms, p99 {r['p99']} ms, "
             f"max {r['max']} ms (n={r['n']})",
             f"  JS heap: {heap['after_snapshot']} MB after the snapshot, {heap['at_end']} MB at the end "
