@@ -23,7 +23,7 @@ const soundButton = document.getElementById("grid-sound");
 const notifyButton = document.getElementById("grid-notify");
 const noneShown = document.getElementById("none-shown");
 const csrf = document.querySelector("#exam-actions [name=csrfmiddlewaretoken]")?.value;
-const baseTitle = root.dataset.title || document.title;
+const baseTitle = document.title;
 
 const FINISHED = new Set(["submitted", "terminated", "cleared", "violation"]);
 const FEED_LIMIT = 200; // entries kept in the feed; older ones drop off the end

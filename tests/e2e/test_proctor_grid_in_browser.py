@@ -278,3 +278,65 @@ def test_the_candidate_page_is_live_and_asks_before_ending(browsers, clips, crow
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert browsers.errors == []
+
+
+# Records the desktop notifications the page raises.
+RECORD_NOTIFICATIONS = """
+window.shownNotes = [];
+window.Notification = class extends window.Notification {
+  constructor(title, options) { super(title, options); window.shownNotes.push(title); }
+};
+"""
+
+
+def test_a_new_alert_beeps_counts_in_the_title_and_notifies_when_out_of_sight(browsers, clips, crowd, exam):
+    from exams import live
+
+    barack = crowd["people"]["Barack Obama"]
+    staff = browsers.launch(clips["alone"])
+    grid = browsers.login(staff, "proctor")
+    grid.context.grant_permissions(["notifications"])
+    grid.context.add_init_script(RECORD_NOTIFICATIONS)
+    grid.goto(f"/proctor/exams/{exam.code}/live")
+    expect(grid.locator("#live-status")).to_have_text("live")
+    title = grid.title()
+    # Opting in to desktop alerts is a click (which also lets the page make sound).
+    grid.get_by_role("button", name="Desktop alerts").click()
+    expect(grid.get_by_role("button", name="Desktop alerts on")).to_have_attribute("aria-pressed", "true")
+
+    # In sight: a beep, no count, no notification. Alerts replayed from the snapshot make no sound.
+    assert grid.evaluate("window.gridBeeps || 0") == 0
+    first = _alert(barack, "multiple_faces")
+    live.session_changed(barack, events=[first])
+    expect(grid.locator(f"#alert-{first.public_id}")).to_be_visible()
+    grid.wait_for_function("window.gridBeeps === 1")
+    assert grid.title() == title
+    assert grid.evaluate("window.shownNotes") == []
+
+    # Out of sight (another window has the focus): the title counts, a notification shows.
+    grid.evaluate("document.hasFocus = () => false")
+    for kind in ("camera_blocked", "identity_mismatch"):
+        event = _alert(barack, kind)
+        live.session_changed(barack, events=[event])
+        expect(grid.locator(f"#alert-{event.public_id}")).to_be_visible()
+    expect(grid).to_have_title(f"(2) {title}")
+    assert grid.evaluate("window.shownNotes") == [
+        "Barack Obama: camera blocked",
+        "Barack Obama: identity mismatch",
+    ]
+    # A low alert (looking away) neither beeps nor counts.
+    low = _alert(barack, "looking_away", "low")
+    live.session_changed(barack, events=[low])
+    expect(grid.locator(f"#alert-{low.public_id}")).to_be_visible()
+    expect(grid).to_have_title(f"(2) {title}")
+    assert grid.evaluate("window.gridBeeps") == 3
+
+    # Back in sight: the count is gone. With the sound off, no beep.
+    grid.evaluate("document.hasFocus = () => true; window.dispatchEvent(new Event('focus'))")
+    expect(grid).to_have_title(title)
+    grid.get_by_role("button", name="Sound on").click()
+    quiet = _alert(barack, "no_face", "medium")
+    live.session_changed(barack, events=[quiet])
+    expect(grid.locator(f"#alert-{quiet.public_id}")).to_be_visible()
+    assert grid.evaluate("window.gridBeeps") == 3
+    assert browsers.errors == []
