@@ -82,6 +82,16 @@ def get_session_for_proctor(user, public_id) -> ExamSession:
     return get_object_or_404(qs, public_id=_parse_uuid(public_id))
 
 
+def get_event_for_proctor(user, public_id) -> Event:
+    """An alert of an exam ``user`` proctors; others get 404."""
+    if not is_proctor(user):
+        raise PermissionDenied("proctors only")
+    qs = Event.objects.select_related("session__candidate__exam")
+    if not user.is_superuser:
+        qs = qs.filter(session__candidate__exam__proctors=user)
+    return get_object_or_404(qs, public_id=_parse_uuid(public_id))
+
+
 def get_exam_for_reviewer(user, code) -> Exam:
     """The exam, if ``user`` reviews it. Other reviewers get 404, like proctors."""
     if not is_reviewer(user):

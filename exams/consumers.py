@@ -8,8 +8,10 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "chat", "text": "1 to 500 characters"}
                        (at most CHAT_BURST per CHAT_WINDOW_SECONDS)
   server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, with
-                       "deadline" (ISO 8601, or null before the start), and whenever the server asks
-                       for frames every "interval" s: "busy" under overload)
+                       "deadline" (when the attempt ends, ISO 8601, extra time included; null before
+                       the start), and whenever the server asks for frames every "interval" s: "busy"
+                       under overload)
+                   {"type": "deadline", "deadline"}   (a proctor gave extra time: the new deadline)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
@@ -20,11 +22,14 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "chat", "message": {"id", "sender", "kind", "speaker", "text", "at"}}
                        (a line of the conversation, either side, labelled for the candidate)
 Proctor protocol (``/ws/proctor/exams/<code>/``): server → client only,
-  on connect {"type": "snapshot", "sessions": [{...}, ...]} (every session of the exam), then
+  on connect {"type": "snapshot", "sessions": [{...}, ...], "feed": [...]} (every session of the
+  exam, and the feed so far: the recent and the still open alerts and candidates' messages, oldest
+  first, each as the "event" or "chat" message that pushed it), then
   {"type": "sessions", "sessions": [{...}, ...]} (the tiles that changed, at most one batch
   per GRID_PUSH_SECONDS; a tile carries "thumbnail", a small JPEG data URL, when its picture
-  changed), {"type": "event", "event": {...}} and {"type": "chat", "message": {...}}
-  (either side of any candidate's conversation), both sent at once.
+  changed), {"type": "event", "event": {...}} (a new alert, or a change to one: closed, or
+  acknowledged by a proctor) and {"type": "chat", "message": {...}} (either side of any
+  candidate's conversation), both sent at once.
   The socket closes with 4403 as soon as its user logs out of this browser session,
   is deactivated, loses the proctor role or is removed from the exam
   (``exams.services.revocation``), and at the latest at the next periodic recheck.
@@ -461,7 +466,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         await self.send_json(payload)
         if payload.get("type") == "ended":
             await self.close(code=CLOSE_ENDED)
-        elif payload.get("type") in ("pause", "resume") and self.session is not None:
+        elif payload.get("type") in ("pause", "resume", "deadline") and self.session is not None:
             self.session = await _reload(self.session)
 
     async def refuse(self, code: str, message: str) -> None:
@@ -491,9 +496,10 @@ def _proctor_still_allowed(user, code) -> None:
 @database_sync_to_async
 def _proctor_exam(user, code):
     exam = get_exam_for_proctor(user, code)
-    sessions = list(ExamSession.objects.filter(candidate__exam=exam).select_related("candidate"))
+    sessions = list(ExamSession.objects.filter(candidate__exam=exam).select_related("candidate__exam"))
     pictures = live.thumbnails([str(s.public_id) for s in sessions])
-    return exam, [live.session_payload(s, thumbnail=pictures.get(str(s.public_id))) for s in sessions]
+    tiles = [live.session_payload(s, thumbnail=pictures.get(str(s.public_id))) for s in sessions]
+    return exam, tiles, live.exam_feed(exam)
 
 
 class ProctorConsumer(AsyncWebsocketConsumer):
@@ -513,7 +519,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         self.flushed_at = 0.0
         user = self.scope.get("user")
         try:
-            exam, sessions = await _proctor_exam(user, self.scope["url_route"]["kwargs"]["code"])
+            exam, sessions, feed = await _proctor_exam(user, self.scope["url_route"]["kwargs"]["code"])
         except (PermissionDenied, Http404):
             await self.close(code=CLOSE_REFUSED)
             return
@@ -523,7 +529,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(self.staff_group, self.channel_name)
         await self.accept()
-        await self.send(text_data=json.dumps({"type": "snapshot", "sessions": sessions}))
+        await self.send(text_data=json.dumps({"type": "snapshot", "sessions": sessions, "feed": feed}))
         self.watcher = asyncio.create_task(self.watch(user, exam.code))
 
     async def staff_recheck(self, event: dict) -> None:

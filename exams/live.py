@@ -14,6 +14,9 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
 from django.urls import reverse
 
+from exams.models import Event, Message
+from exams.risk import risk_of
+
 log = logging.getLogger(__name__)
 
 
@@ -156,25 +159,83 @@ def _log_failure(future) -> None:
         log.error("could not push to the channel layer: %r", future.exception())
 
 
+# What pages call each kind of event: the grid's tiles and feed, the proctor's
+# timeline. Lower case, as they read inside a sentence or on a pill.
+EVENT_LABELS = {
+    "no_face": "no face",
+    "multiple_faces": "multiple faces",
+    "identity_mismatch": "identity mismatch",
+    "prohibited_object": "prohibited object",
+    "looking_away": "looking away",
+    "camera_blocked": "camera blocked",
+    "tab_hidden": "left the exam tab",
+    "fullscreen_exit": "left fullscreen",
+    "copy_paste": "copy or paste",
+    "connection_lost": "connection lost",
+    "duplicate_session": "second tab or device",
+}
+
+
+def event_label(event_type: str) -> str:
+    return EVENT_LABELS.get(event_type, event_type.replace("_", " "))
+
+
+# Before the exam starts, these states say why a candidate is not in it yet.
+_WAITING_STATES = ("invited", "consented", "verified")
+
+
+def waiting_reason(session) -> str:
+    """Why a candidate who has not started is stuck, e.g. "Several faces, 3 tries";
+    empty once the exam started or before the identity check began."""
+    if session.state not in _WAITING_STATES or not session.verification_status:
+        return ""
+    tries = session.verification_attempts
+    label = session.get_verification_status_display()
+    return f"{label}, {tries} {'try' if tries == 1 else 'tries'}" if tries else label
+
+
 def event_payload(event) -> dict[str, Any]:
+    acknowledged_by = event.acknowledged_by.get_username() if event.acknowledged_by_id else ""
     return {
         "id": str(event.public_id),
         "session": str(event.session.public_id),
         "session_url": reverse("proctor_session", args=[event.session.public_id]),
+        "ack_url": reverse("proctor_acknowledge", args=[event.public_id]),
         "candidate": event.session.candidate.name,
         "type": event.type,
+        "label": event_label(event.type),
         "severity": event.severity,
         "started_at": event.started_at.isoformat(),
         "ended_at": event.ended_at.isoformat(),
         "open": event.is_open,
         "confidence": round(event.confidence, 3),
         "details": event.details,
+        "acknowledged_at": event.acknowledged_at.isoformat() if event.acknowledged_at else None,
+        "acknowledged_by": acknowledged_by,
     }
 
 
 def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
-    """A tile of the proctors' grid; ``thumbnail`` (a data URL) when there is a new picture."""
-    events = list(session.events.values_list("type", "is_open"))  # one query, not two
+    """A tile of the proctors' grid; ``thumbnail`` (a data URL) when there is a new picture.
+    ``risk`` and ``open_high`` are what the grid sorts by when asked for attention."""
+    # One query for the flags and the risk score.
+    events = list(
+        session.events.only(
+            "type",
+            "is_open",
+            "severity",
+            "confidence",
+            "review_status",
+            "started_at",
+            "ended_at",
+            "acknowledged_at",
+        ).order_by()
+    )
+    open_events = [e for e in events if e.is_open]
+    # A flag is handled once a proctor acknowledged every open alert of its type.
+    handled = {
+        t: all(e.acknowledged_at for e in open_events if e.type == t) for t in {e.type for e in open_events}
+    }
     payload = {
         "id": str(session.public_id),
         "url": reverse("proctor_session", args=[session.public_id]),
@@ -184,7 +245,15 @@ def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
         "paused": session.paused,
         "faces": session.last_faces,
         "last_frame_at": session.last_frame_at.isoformat() if session.last_frame_at else None,
-        "open_flags": sorted({kind for kind, is_open in events if is_open}),
+        "frames_analysed": session.frames_analysed,
+        "deadline": session.deadline.isoformat() if session.deadline else None,
+        "connected": bool(session.connection_channel),
+        "waiting": waiting_reason(session),
+        "open_flags": [
+            {"type": t, "label": event_label(t), "acknowledged": handled[t]} for t in sorted(handled)
+        ],
+        "open_high": sum(1 for e in open_events if e.severity == "high" and not e.acknowledged_at),
+        "risk": risk_of(events).score,
         "flags": len(events),
         "reference_unverified": session.candidate.reference_unverified,
     }
@@ -240,3 +309,35 @@ def message_posted(message) -> None:
 
 def to_candidate(session, payload: dict[str, Any]) -> None:
     _send(session_group(session.public_id), payload)
+
+
+# How much of the feed a proctor's page gets when it (re)connects.
+FEED_HISTORY = 50
+
+
+def exam_feed(exam, *, limit: int = FEED_HISTORY) -> list[dict[str, Any]]:
+    """The exam's recent feed, oldest first, as the socket pushes it: the last
+    ``limit`` alerts and candidates' messages, and every alert still open however
+    old, so a reload or a proctor joining late sees what the others saw."""
+    events = Event.objects.filter(session__candidate__exam=exam).select_related(
+        "session__candidate", "acknowledged_by"
+    )
+    recent = list(events.order_by("-started_at", "-id")[:limit])
+    seen = {e.pk for e in recent}
+    still_open = [e for e in events.filter(is_open=True) if e.pk not in seen]
+    messages = list(
+        Message.objects.filter(session__candidate__exam=exam, sender=Message.Sender.CANDIDATE)
+        .select_related("session__candidate", "author")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+    entries = [(e.started_at, {"type": "event", "event": event_payload(e)}) for e in recent]
+    entries += [(m.created_at, {"type": "chat", "message": message_payload(m)}) for m in messages]
+    entries.sort(key=lambda entry: entry[0])
+    kept = [payload for _, payload in entries[-limit:]]
+    opened = [{"type": "event", "event": event_payload(e)} for e in still_open]
+    return sorted(opened, key=lambda p: p["event"]["started_at"]) + kept
+
+
+def event_acknowledged(event) -> None:
+    """Every proctor of the exam sees who handled the alert."""
+    _send(exam_group(event.session.exam.code), {"type": "event", "event": event_payload(event)})

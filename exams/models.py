@@ -341,6 +341,17 @@ class Event(models.Model):
     details = models.JSONField(default=dict, blank=True)
     evidence = models.FileField(upload_to=evidence_upload_to, blank=True)
     review_status = models.CharField(max_length=10, choices=Review.choices, default=Review.PENDING)
+    acknowledged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a proctor marked the live alert as handled."
+    )
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The proctor who handled the live alert.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -349,6 +360,15 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.started_at:%H:%M:%S}"
+
+    def acknowledge(self, *, by, at: datetime) -> bool:
+        """A proctor handled the alert. The first acknowledgement stands; False if
+        it was already handled."""
+        if self.acknowledged_at is not None:
+            return False
+        self.acknowledged_at, self.acknowledged_by = at, by
+        self.save(update_fields=["acknowledged_at", "acknowledged_by"])
+        return True
 
     def close(self, at: datetime) -> None:
         """End the event at ``at`` (never before it started) and save it."""

@@ -22,6 +22,13 @@ urlpatterns = [
         "proctor/sessions/<uuid:public_id>/thumbnail.jpg", proctor.proctor_thumbnail, name="proctor_thumbnail"
     ),
     path("proctor/sessions/<uuid:public_id>/action", proctor.proctor_action, name="proctor_action"),
+    path(
+        "proctor/sessions/<uuid:public_id>/extra-time", proctor.proctor_extra_time, name="proctor_extra_time"
+    ),
+    path("proctor/exams/<uuid:code>/action", proctor.proctor_exam_action, name="proctor_exam_action"),
+    path(
+        "proctor/events/<uuid:public_id>/acknowledge", proctor.proctor_acknowledge, name="proctor_acknowledge"
+    ),
     path("review/", review.review_index, name="review_index"),
     path("review/exams/<uuid:code>", review.review_exam, name="review_exam"),
     path("review/exams/<uuid:code>/export.<str:fmt>", review.review_export, name="review_export"),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from django.urls import reverse
 
-from exams.models import DecisionState, Event, Exam, ExamSession, ReviewDecision
+from exams.models import AuditEntry, DecisionState, Event, Exam, ExamSession, ReviewDecision
 from exams.risk import risk_of
 
 
@@ -20,7 +21,9 @@ def exam_sessions(exam: Exam):
     return (
         ExamSession.objects.filter(candidate__exam=exam)
         .select_related("candidate")
-        .prefetch_related("events", "messages__author", "decisions__reviewer", "decisions__event")
+        .prefetch_related(
+            "events", "messages__author", "decisions__reviewer", "decisions__event", _proctor_actions()
+        )
         .order_by("candidate__name")
     )
 
@@ -41,6 +44,32 @@ def evidence_url(event: Event, site_url: str = "") -> str:
     if not event.evidence:
         return ""
     return site_url.rstrip("/") + reverse("evidence", args=[event.public_id])
+
+
+# What proctors did to an attempt during the exam, as audited: warnings, messages,
+# pauses, ending it, extra time, acknowledged alerts (exam-wide ones marked so).
+PROCTOR_ACTION_PREFIX = "proctor_"
+
+
+def _proctor_actions() -> Prefetch:
+    entries = AuditEntry.objects.filter(action__startswith=PROCTOR_ACTION_PREFIX).order_by("created_at", "pk")
+    return Prefetch("audit", queryset=entries, to_attr="proctor_actions")
+
+
+def proctor_action_rows(session: ExamSession) -> list[dict[str, Any]]:
+    """The audited proctor actions on ``session``, oldest first."""
+    entries = getattr(session, "proctor_actions", None)
+    if entries is None:
+        entries = session.audit.filter(action__startswith=PROCTOR_ACTION_PREFIX).order_by("created_at", "pk")
+    return [
+        {
+            "at": _iso(a.created_at),
+            "by": a.actor_label,
+            "action": a.action.removeprefix(PROCTOR_ACTION_PREFIX),
+            "details": a.details,
+        }
+        for a in entries
+    ]
 
 
 def exam_report(exam: Exam, *, site_url: str = "") -> list[dict[str, Any]]:
@@ -99,6 +128,7 @@ def exam_report(exam: Exam, *, site_url: str = "") -> list[dict[str, Any]]:
                     }
                     for m in messages
                 ],
+                "proctor_actions": proctor_action_rows(session),
             }
         )
     return report

@@ -30,7 +30,7 @@ from reportlab.platypus import (
 )
 
 from exams.models import Event, Exam, ExamSession
-from exams.reports.data import decision_state, exam_sessions
+from exams.reports.data import decision_state, exam_sessions, proctor_action_rows
 from exams.risk import risk_of
 
 # Evidence frames printed per session; the rest are listed in the timeline only,
@@ -44,6 +44,21 @@ _SEVERITY_COLOUR = {
     "medium": colors.HexColor("#b26a00"),
     "low": colors.HexColor("#546e7a"),
 }
+
+
+def _action_text(action: dict) -> str:
+    """One audited proctor action in words, e.g. "extra time, 10 min" or "pause (whole exam)"."""
+    details = action["details"]
+    words = action["action"].replace("_", " ")
+    if details.get("minutes"):
+        words += f", {details['minutes']} min"
+    if details.get("type"):
+        words += f" of {details['type'].replace('_', ' ')}"
+    if details.get("text"):
+        words += f": {details['text']}"
+    if details.get("exam_wide"):
+        words += " (whole exam)"
+    return words
 
 
 def _when(value: datetime | None) -> str:
@@ -185,6 +200,12 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
         story += [Spacer(1, 3 * mm), _p("Messages during the exam", styles["Heading4"])]
         for m in conversation:
             story.append(_p(f"{_when(m.created_at)}  {m.speaker}: {m.text}", small))
+
+    actions = proctor_action_rows(session)
+    if actions:
+        story += [Spacer(1, 3 * mm), _p("Proctor actions during the exam", styles["Heading4"])]
+        for a in actions:
+            story.append(_p(f"{a['at'][11:19]}  {a['by']}: {_action_text(a)}", small))
 
     shown = 0
     frames = []

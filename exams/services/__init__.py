@@ -69,9 +69,14 @@ from exams.services.invitations import (
 )
 from exams.services.proctoring import (
     DEFAULT_WARNING,
+    EXAM_ACTIONS,
+    MAX_EXTRA_MINUTES,
     PROCTOR_ACTIONS,
+    event_acknowledge,
+    exam_act,
     message_from_candidate,
     proctor_act,
+    session_extend,
 )
 from exams.services.retention import (
     SWEEP_GRACE,
@@ -161,8 +166,13 @@ __all__ = [
     "connections_mark_stale",
     "DEFAULT_WARNING",
     "PROCTOR_ACTIONS",
+    "EXAM_ACTIONS",
+    "MAX_EXTRA_MINUTES",
+    "event_acknowledge",
+    "exam_act",
     "message_from_candidate",
     "proctor_act",
+    "session_extend",
     "event_review",
     "events_review_bulk",
     "ReviewRow",

@@ -1,4 +1,6 @@
-"""What proctors do to a live attempt (warn, message, pause, resume, end), and the candidate's chat."""
+"""What proctors do to a live attempt (warn, message, pause, resume, end, extra
+time), to a whole exam (message all, pause or resume all), to a live alert
+(acknowledge), and the candidate's chat."""
 
 from __future__ import annotations
 
@@ -8,15 +10,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from exams import live
-from exams.models import ExamSession, IllegalTransition, Message
+from exams.models import Event, Exam, ExamSession, IllegalTransition, Message
 from exams.services.audit import audit_record
 from exams.services.events import events_close_open
 
 PROCTOR_ACTIONS = ("warn", "message", "pause", "resume", "end")
+EXAM_ACTIONS = ("message_all", "pause_all", "resume_all")
 DEFAULT_WARNING = "Please follow the exam rules."
+# One grant of extra time; several grants add up.
+MAX_EXTRA_MINUTES = 240
 
 
-def proctor_act(*, session: ExamSession, actor, action: str, text: str = "") -> ExamSession:
+def proctor_act(
+    *, session: ExamSession, actor, action: str, text: str = "", exam_wide: bool = False
+) -> ExamSession:
     if action not in PROCTOR_ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     text = text.strip()[: Message.MAX_LENGTH]
@@ -36,7 +43,10 @@ def proctor_act(*, session: ExamSession, actor, action: str, text: str = "") -> 
             session.terminate(now=now, reason=text or f"ended by proctor {actor.get_username()}")
             session.save()
             events_close_open(session=session)
-        audit_record(action=f"proctor_{action}", actor=actor, session=session, details={"text": text})
+        details: dict[str, Any] = {"text": text}
+        if exam_wide:
+            details["exam_wide"] = True
+        audit_record(action=f"proctor_{action}", actor=actor, session=session, details=details)
         message = None
         if action in ("warn", "message"):
             message = Message.objects.create(
@@ -54,6 +64,83 @@ def proctor_act(*, session: ExamSession, actor, action: str, text: str = "") -> 
     if message is not None:
         live.message_posted(message)
     return session
+
+
+def exam_act(*, exam: Exam, actor, action: str, text: str = "") -> int:
+    """A proctor acts on every attempt in progress: a message to all, or a pause
+    or resume of all. Each attempt gets the same audit line and push as if the
+    proctor had acted on it alone (marked ``exam_wide``), so each report shows
+    it; the exam gets one line with the count. Returns how many attempts changed."""
+    if action not in EXAM_ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    text = text.strip()[: Message.MAX_LENGTH]
+    if action == "message_all" and not text:
+        raise ValueError("Write the message first.")
+    one = action.removesuffix("_all")
+    sessions = ExamSession.objects.filter(candidate__exam=exam, state=ExamSession.State.IN_PROGRESS)
+    if one == "pause":
+        sessions = sessions.filter(paused=False)
+    elif one == "resume":
+        sessions = sessions.filter(paused=True)
+    done = 0
+    for session in sessions.select_related("candidate__exam"):
+        try:
+            proctor_act(session=session, actor=actor, action=one, text=text, exam_wide=True)
+        except IllegalTransition:  # it finished meanwhile
+            continue
+        done += 1
+    audit_record(action=f"proctor_{action}", actor=actor, exam=exam, details={"text": text, "sessions": done})
+    return done
+
+
+def session_extend(*, session: ExamSession, actor, minutes: int) -> ExamSession:
+    """Give one candidate ``minutes`` more (1 to MAX_EXTRA_MINUTES; grants add
+    up). The candidate's page is told its new deadline at once."""
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_EXTRA_MINUTES:
+        raise ValueError(f"Extra time is 1 to {MAX_EXTRA_MINUTES} minutes.")
+    with transaction.atomic():
+        session = ExamSession.objects.locked(session.pk)
+        if session.is_finished:
+            raise IllegalTransition("the exam has finished, so extra time would change nothing")
+        session.extra_minutes += minutes
+        session.save(update_fields=["extra_minutes"])
+        deadline = session.deadline
+        audit_record(
+            action="proctor_extra_time",
+            actor=actor,
+            session=session,
+            details={
+                "minutes": minutes,
+                "extra_minutes": session.extra_minutes,
+                "deadline": deadline.isoformat() if deadline else None,
+            },
+        )
+    if deadline is not None:
+        live.to_candidate(session, {"type": "deadline", "deadline": deadline.isoformat()})
+    live.session_changed(session)
+    return session
+
+
+def event_acknowledge(*, event: Event, actor) -> Event:
+    """A proctor marks a live alert as handled; every proctor of the exam sees
+    by whom. Acknowledging twice changes nothing and audits nothing twice."""
+    with transaction.atomic():
+        event = (
+            Event.objects.select_for_update(of=("self",))
+            .select_related("session__candidate__exam")
+            .get(pk=event.pk)
+        )
+        if not event.acknowledge(by=actor, at=timezone.now()):
+            return event
+        audit_record(
+            action="proctor_acknowledge",
+            actor=actor,
+            session=event.session,
+            details={"event": str(event.public_id), "type": event.type},
+        )
+    live.event_acknowledged(event)
+    live.session_changed(event.session)
+    return event
 
 
 def message_from_candidate(*, session: ExamSession, text: str) -> Message:

@@ -5,12 +5,18 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from exams import live, services
-from exams.access import exams_for_proctor, get_exam_for_proctor, get_session_for_proctor, is_proctor
+from exams.access import (
+    exams_for_proctor,
+    get_event_for_proctor,
+    get_exam_for_proctor,
+    get_session_for_proctor,
+    is_proctor,
+)
 from exams.models import ExamSession, IllegalTransition
 
 
@@ -25,7 +31,11 @@ def proctor_index(request: HttpRequest) -> HttpResponse:
 def proctor_live(request: HttpRequest, code) -> HttpResponse:
     exam = get_exam_for_proctor(request.user, code)
     sessions = ExamSession.objects.filter(candidate__exam=exam).select_related("candidate")
-    return render(request, "proctor/live.html", {"exam": exam, "sessions": sessions})
+    return render(
+        request,
+        "proctor/live.html",
+        {"exam": exam, "sessions": sessions, "states": ExamSession.State.choices},
+    )
 
 
 @login_required
@@ -37,8 +47,12 @@ def proctor_session(request: HttpRequest, public_id) -> HttpResponse:
         {
             "session": session,
             "exam": session.exam,
-            "events": session.events.all(),
+            "events": [
+                live.event_payload(e)
+                for e in session.events.select_related("session__candidate", "acknowledged_by")
+            ],
             "actions": services.PROCTOR_ACTIONS,
+            "max_extra_minutes": services.MAX_EXTRA_MINUTES,
             "chat": session.messages.select_related("author", "session__candidate"),
         },
     )
@@ -67,5 +81,62 @@ def proctor_action(request: HttpRequest, public_id) -> HttpResponse:
     except (ValueError, IllegalTransition) as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{action.capitalize()} sent to {session.candidate.name}.")
+        messages.success(request, _DONE[action].format(name=session.candidate.name))
     return redirect("proctor_session", public_id=session.public_id)
+
+
+# What a proctor is told once an action went through.
+_DONE = {
+    "message": "Sent your message to {name}.",
+    "warn": "Warned {name}.",
+    "pause": "Paused {name}'s exam.",
+    "resume": "Resumed {name}'s exam.",
+    "end": "Ended {name}'s exam.",
+    "message_all": "Sent your message to {count} candidates in the exam.",
+    "pause_all": "Paused the exam for {count} candidates.",
+    "resume_all": "Resumed the exam for {count} candidates.",
+}
+
+
+@require_POST
+@login_required
+def proctor_extra_time(request: HttpRequest, public_id) -> HttpResponse:
+    session = get_session_for_proctor(request.user, public_id)
+    try:
+        minutes = int(request.POST.get("minutes", ""))
+        session = services.session_extend(session=session, actor=request.user, minutes=minutes)
+    except ValueError:
+        messages.error(
+            request, f"Extra time is a whole number of minutes, 1 to {services.MAX_EXTRA_MINUTES}."
+        )
+    except IllegalTransition as exc:
+        messages.error(request, str(exc).capitalize() + ".")
+    else:
+        ends = f" Their exam now ends at {session.deadline:%H:%M}." if session.deadline else ""
+        messages.success(request, f"Gave {session.candidate.name} {minutes} more minutes.{ends}")
+    return redirect("proctor_session", public_id=session.public_id)
+
+
+@require_POST
+@login_required
+def proctor_exam_action(request: HttpRequest, code) -> HttpResponse:
+    exam = get_exam_for_proctor(request.user, code)
+    action = request.POST.get("action", "")
+    try:
+        count = services.exam_act(
+            exam=exam, actor=request.user, action=action, text=request.POST.get("text", "")
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _DONE[action].format(count=count))
+    return redirect("proctor_live", code=exam.code)
+
+
+@require_POST
+@login_required
+def proctor_acknowledge(request: HttpRequest, public_id) -> JsonResponse:
+    """The grid acknowledges an alert with fetch(); it answers with the alert as pushed."""
+    event = get_event_for_proctor(request.user, public_id)
+    event = services.event_acknowledge(event=event, actor=request.user)
+    return JsonResponse({"event": live.event_payload(event)})
