@@ -105,7 +105,7 @@ PACE_CHANGE = 0.05
 PROCTOR_RECHECK_SECONDS = 15
 # A proctor's grid gets at most one batch of tile updates per this many seconds,
 # however many candidates change (latency against message count: see docs/performance.md).
-GRID_PUSH_SECONDS = 0.5
+GRID_PUSH_SECONDS = 0.25
 
 
 def _submit_frame(session: ExamSession, data: bytes) -> tuple[bool, float]:

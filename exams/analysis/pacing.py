@@ -33,10 +33,14 @@ from django.conf import settings
 
 from exams.analysis import intake
 
-SLOW_DOWN_WAIT = 0.25  # seconds: frames wait longer than this on average -> slower
-SPEED_UP_WAIT = 0.08  # seconds: frames barely wait -> faster again
+SLOW_DOWN_WAIT = 0.5  # seconds: frames wait longer than this on average -> slower
+# Frames wait less than this on average -> faster again. Not much lower than
+# SLOW_DOWN_WAIT: one full analysis (about 0.25 s) in front of a frame is normal
+# at any load, and a speed-up mark below it held every page at the slowest pace
+# with the machine half idle (50 candidates, measured).
+SPEED_UP_WAIT = 0.25
 SMOOTHING = 0.2  # weight of the newest wait in the running average
-STEP_UP, STEP_DOWN = 1.25, 1.1
+STEP_UP, STEP_DOWN = 1.25, 1.15
 ADJUST_SECONDS = 1.0
 FORGET_SECONDS = 60
 # A web process reads the shared factor at most this often.
