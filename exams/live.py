@@ -159,25 +159,8 @@ def _log_failure(future) -> None:
         log.error("could not push to the channel layer: %r", future.exception())
 
 
-# What pages call each kind of event: the grid's tiles and feed, the proctor's
-# timeline. Lower case, as they read inside a sentence or on a pill.
-EVENT_LABELS = {
-    "no_face": "no face",
-    "multiple_faces": "multiple faces",
-    "identity_mismatch": "identity mismatch",
-    "prohibited_object": "prohibited object",
-    "looking_away": "looking away",
-    "camera_blocked": "camera blocked",
-    "tab_hidden": "left the exam tab",
-    "fullscreen_exit": "left fullscreen",
-    "copy_paste": "copy or paste",
-    "connection_lost": "connection lost",
-    "duplicate_session": "second tab or device",
-}
-
-
 def event_label(event_type: str) -> str:
-    return EVENT_LABELS.get(event_type, event_type.replace("_", " "))
+    return Event.label_of(event_type)
 
 
 # Before the exam starts, these states say why a candidate is not in it yet.

@@ -323,6 +323,23 @@ class ExamSession(models.Model):
         return self.state in self.FINISHED
 
 
+# What pages call each kind of event: the grid's tiles and feed, the timelines,
+# the reviewer's workbench. Lower case, as they read inside a sentence or on a pill.
+EVENT_LABELS = {
+    "no_face": "no face",
+    "multiple_faces": "multiple faces",
+    "identity_mismatch": "identity mismatch",
+    "prohibited_object": "prohibited object",
+    "looking_away": "looking away",
+    "camera_blocked": "camera blocked",
+    "tab_hidden": "left the exam tab",
+    "fullscreen_exit": "left fullscreen",
+    "copy_paste": "copy or paste",
+    "connection_lost": "connection lost",
+    "duplicate_session": "second tab or device",
+}
+
+
 class Event(models.Model):
     class Review(models.TextChoices):
         PENDING = "pending"
@@ -357,6 +374,14 @@ class Event(models.Model):
     class Meta:
         ordering = ["started_at", "id"]
         indexes = [models.Index(fields=["session", "key", "is_open"])]
+
+    @staticmethod
+    def label_of(event_type: str) -> str:
+        return EVENT_LABELS.get(event_type, event_type.replace("_", " "))
+
+    @property
+    def label(self) -> str:
+        return self.label_of(self.type)
 
     def __str__(self) -> str:
         return f"{self.type} {self.started_at:%H:%M:%S}"

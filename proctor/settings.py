@@ -202,10 +202,12 @@ STORAGES = {
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
-# The site's origin (scheme://host[:port], no path: a FORCE_SCRIPT_NAME prefix
-# is added by reverse()), for absolute links where there is no request to take
-# the host from, such as the CSV evidence links of `export_report`. Empty = the
-# request's own host.
+# The site's origin as users reach it (scheme://host[:port], no path: a
+# FORCE_SCRIPT_NAME prefix is added by reverse()), for absolute links where there
+# is no request to take the host from: invitation emails and links (admin page,
+# import_roster) and the CSV evidence links of `export_report`. Empty = pages use
+# the request's own host, commands print paths, and invitation emails are not
+# sent (an email cannot carry a link relative to nothing).
 SITE_URL = env_str("SITE_URL").rstrip("/")
 if SITE_URL and not re.fullmatch(r"https?://[^/\s?#]+", SITE_URL):
     raise ImproperlyConfigured(f"SITE_URL must be scheme://host[:port] without a path, not {SITE_URL!r}")
@@ -230,11 +232,6 @@ HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 20, minimum=5)
 # Consent text version shown to candidates; bump when the policy text changes.
 CONSENT_POLICY_VERSION = "2026-11-3"  # 2026-11-3: what declining means; 2026-11-2: chat is recorded
 
-# Where candidates reach this site: invitation links (admin page, emails, import_roster)
-# are built on it, since an email or a command has no request to take the host from.
-SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
-if not SITE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"SITE_URL must start with http:// or https://, not {SITE_URL!r}")
 # Whom a candidate asks about the exam (shown when they decline proctoring, and in invitations).
 SUPPORT_CONTACT = env_str("SUPPORT_CONTACT")
 

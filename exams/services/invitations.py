@@ -70,6 +70,8 @@ def _message(candidate: Candidate, connection) -> EmailMessage:
 
 
 def _why_not(candidate: Candidate, now) -> str:
+    if not settings.SITE_URL:
+        return "SITE_URL is not set, so the email would carry no working link"
     if not candidate.token_valid(now):
         return "the exam has closed"
     session = getattr(candidate, "session", None)

@@ -82,7 +82,7 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
             "exam": session.exam,
             "events": events,
             "strip": _strip(session, events),
-            "types": sorted({e.type for e in events}),
+            "types": sorted({(e.type, e.label) for e in events}),
             "has_reference": bool(session.candidate.reference_photo),
             "risk": risk_of(events),
             "votes": services.session_violation_votes(session),

@@ -14,6 +14,18 @@ from tests.conftest import _candidate, advance
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _site_url(settings):
+    settings.SITE_URL = "https://proctor.example.edu"
+
+
+def test_it_sends_no_invitation_without_the_sites_address(candidate, settings):
+    settings.SITE_URL = ""
+    result = services.invitations_send(candidates=[candidate], actor_label="cli")
+    assert result.sent == [] and "SITE_URL is not set" in result.skipped[0][1]
+    assert mail.outbox == []
+
+
 def _admin(user) -> Client:
     client = Client()
     client.force_login(user)

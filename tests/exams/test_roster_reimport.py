@@ -32,7 +32,8 @@ FIVE_GOOD = [(f"Person {i}", f"p{i}@example.org", "") for i in range(5)]
 FIVE_BAD = [(f"Bad {i}", f"not-an-email-{i}", "") for i in range(5)]
 
 
-def test_it_says_a_second_run_added_nothing(exam, tmp_path):
+def test_it_says_a_second_run_added_nothing(exam, tmp_path, settings):
+    settings.SITE_URL = "http://proctor.example.edu"
     path = _roster(tmp_path, FIVE_GOOD + FIVE_BAD)
     first = _run("import_roster", str(exam.code), str(path))
     assert first.splitlines()[-1] == "5 new, 0 already on the exam, 5 refused"
