@@ -71,7 +71,7 @@ def take_socket_refused(ip: str) -> bool:
     the pages' django-ratelimit limits; RATELIMIT_ENABLE switches both)."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return False
-    if window_count(f"take-refused:{ip}", increment=False) >= settings.TAKE_REFUSALS_PER_MINUTE:
+    if window_count(f"take-refused:{ip}", increment=False) > settings.TAKE_REFUSALS_PER_MINUTE:
         return True
     return window_count(f"take:{ip}") > settings.TAKE_REQUESTS_PER_MINUTE
 

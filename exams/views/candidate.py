@@ -47,8 +47,8 @@ def _limit(request: HttpRequest, group: str, per_minute: int, *, increment: bool
 
 def _over_the_limit(request: HttpRequest) -> bool:
     """Per client address (django-ratelimit): every candidate request counts against
-    TAKE_REQUESTS_PER_MINUTE; once TAKE_REFUSALS_PER_MINUTE tokens were refused,
-    the address gets no further lookups this minute."""
+    TAKE_REQUESTS_PER_MINUTE; once more than TAKE_REFUSALS_PER_MINUTE tokens were
+    refused, the address gets no further lookups this minute."""
     if _limit(request, "take-refused", settings.TAKE_REFUSALS_PER_MINUTE, increment=False):
         return True
     return _limit(request, "take", settings.TAKE_REQUESTS_PER_MINUTE, increment=True)
