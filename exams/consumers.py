@@ -10,6 +10,10 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
   server → client  {"type": "status", "state", "interval", "busy", "paused"}   (on connect, and
                        whenever the server asks for frames every "interval" s: "busy" under overload)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
+                   Every message spends one budget per connection (BUDGET_MESSAGES per
+                   BUDGET_WINDOW_SECONDS); over it they are dropped ("too_fast"), and after
+                   FLOOD_DROPS drops a fatal "flooding" and close 4420. Too many candidate sockets
+                   from one address in a minute: "too_many_requests" and close 4429 (the page retries).
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
                    "duplicate_session" and close 4409, and may retry.
