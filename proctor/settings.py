@@ -208,8 +208,8 @@ if BEHIND_PROXY:
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # Content-Security-Policy (django-csp): the templates have no inline script or
-# style, so nothing but the site's own files runs. The candidate page adds its
-# exam's LMS to frame-src (exams.views.candidate.take_exam). 'self' covers the
+# style, so nothing but the site's own files runs. The candidate page sets
+# frame-src to its exam's LMS origin (exams.views.candidate.take_exam). 'self' covers the
 # page's own ws:// and wss:// sockets (CSP Level 3).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
