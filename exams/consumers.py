@@ -13,6 +13,10 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                        under overload)
                    {"type": "deadline", "deadline"}   (a proctor gave extra time: the new deadline)
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
+                   Every message spends one budget per connection (BUDGET_MESSAGES per
+                   BUDGET_WINDOW_SECONDS); over it they are dropped ("too_fast"), and after
+                   FLOOD_DROPS drops a fatal "flooding" and close 4420. Too many candidate sockets
+                   from one address in a minute: "too_many_requests" and close 4429 (the page retries).
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
                    "duplicate_session" and close 4409, and may retry.
@@ -57,7 +61,7 @@ from django.http import Http404
 from django.utils import timezone
 from PIL import Image
 
-from exams import live, services
+from exams import limits, live, services
 from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
 from exams.analysis import intake
 from exams.analysis.pacing import pacing
@@ -81,13 +85,25 @@ MESSAGE_LIMITS = {
     "signal": (SIGNAL_WINDOW_SECONDS, SIGNAL_BURST),
     "heartbeat": (HEARTBEAT_WINDOW_SECONDS, HEARTBEAT_BURST),
 }
+# One budget for every message of a connection (frames, signals, heartbeats, chat),
+# on top of the limits per kind: a page at the fastest exam interval sends about
+# one frame a second plus a heartbeat every 5 s, far below this.
+BUDGET_WINDOW_SECONDS, BUDGET_MESSAGES = 10, 60
+# A client that keeps sending over budget is not a page: after this many dropped
+# messages the socket is closed (CLOSE_FLOODING) and that is audited once.
+FLOOD_DROPS = 100
 
 CLOSE_REFUSED = 4403
 CLOSE_DUPLICATE = 4409  # the page retries: it gets in once the other tab or device is gone
 CLOSE_TAKEN_OVER = 4410  # this socket was replaced by a newer one from the same tab
 CLOSE_TRY_AGAIN = 4503  # the server failed while connecting; the page retries
 CLOSE_ENDED = 4000
+CLOSE_FLOODING = 4420  # far over the connection's message budget; fatal, audited once
+CLOSE_RATE_LIMITED = 4429  # too many candidate sockets from this address this minute; the page retries
 
+OVER_BUDGET = f"Over {BUDGET_MESSAGES} messages in {BUDGET_WINDOW_SECONDS} s; messages are being dropped."
+FLOODING = "This connection sent far too many messages and was closed. Reload the page to continue."
+TOO_MANY_SOCKETS = "Too many connections from your network; retrying in a moment…"
 DUPLICATE_MESSAGE = (
     "This exam is open in another tab or on another device. Close the other one; this page "
     "connects by itself once it is closed. The attempt was recorded for the proctor."
@@ -193,6 +209,8 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.frame_times: deque[float] = deque()
         self.chat_times: deque[float] = deque()
         self.message_times: dict[str, deque[float]] = {}
+        self.budget_times: deque[float] = deque()
+        self.dropped = 0
         self.refreshed_at = 0.0
         self.resume = _resume_id(self.scope.get("query_string", b""))
         await self.accept()
@@ -209,9 +227,15 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
     async def open_session(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
+        ip = limits.scope_ip(self.scope)
+        if await database_sync_to_async(limits.take_socket_refused)(ip):
+            await self.send_json({"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS})
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
         try:
             session = await _candidate_session(token)
         except TokenRefused as exc:
+            await database_sync_to_async(limits.take_socket_token_refused)(ip)
             await database_sync_to_async(services.audit_anonymous_refusal)(
                 action="websocket_refused", reason=exc.code
             )
@@ -321,6 +345,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:
+            return
+        if not _admit(self.budget_times, BUDGET_WINDOW_SECONDS, BUDGET_MESSAGES):
+            await self.over_budget()
             return
         try:
             await self.handle(text_data, bytes_data)
@@ -468,6 +495,22 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_ENDED)
         elif payload.get("type") in ("pause", "resume", "deadline") and self.session is not None:
             self.session = await _reload(self.session)
+
+    async def over_budget(self) -> None:
+        """Drop the message unaudited; close the socket once the client keeps at it."""
+        self.dropped += 1
+        if self.dropped < FLOOD_DROPS:
+            if self.dropped == 1 or self.dropped % 10 == 0:
+                await self.send_json({"type": "error", "code": "too_fast", "message": OVER_BUDGET})
+            return
+        if self.dropped > FLOOD_DROPS:  # closing already; audited once
+            return
+        await _audit_refusal(
+            "socket_flooding",
+            {"dropped": self.dropped, "budget": f"{BUDGET_MESSAGES} per {BUDGET_WINDOW_SECONDS} s"},
+            self.session,
+        )
+        await self.fatal("flooding", FLOODING, CLOSE_FLOODING)
 
     async def refuse(self, code: str, message: str) -> None:
         """A bad message: tell the client, audit it, keep the connection."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "exams",
     # Deletes a FileField's file after commit when its row is deleted (cascades
     # included) or the field is replaced; last, as its documentation asks.
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "proctor.urls"
@@ -173,8 +178,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+_VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": f"{_VALIDATORS}.UserAttributeSimilarityValidator"},
+    {"NAME": f"{_VALIDATORS}.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": f"{_VALIDATORS}.CommonPasswordValidator"},
+    {"NAME": f"{_VALIDATORS}.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address is refused before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -212,18 +226,83 @@ SITE_URL = env_str("SITE_URL").rstrip("/")
 if SITE_URL and not re.fullmatch(r"https?://[^/\s?#]+", SITE_URL):
     raise ImproperlyConfigured(f"SITE_URL must be scheme://host[:port] without a path, not {SITE_URL!r}")
 
-SECURE = env_bool("SECURE_COOKIES", False)
+# Secure by default on a server (DATABASE_URL set, like the SECRET_KEY rule above):
+# HTTPS only, behind a TLS reverse proxy. Embedded mode on a laptop serves plain
+# http://127.0.0.1, so there everything below defaults off.
+_ON_A_SERVER = bool(DATABASE_URL)
+SECURE = env_bool("SECURE_COOKIES", _ON_A_SERVER)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SESSION_COOKIE_HTTPONLY = True
-X_FRAME_OPTIONS = "SAMEORIGIN"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _ON_A_SERVER)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _ON_A_SERVER else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Nothing frames the product's pages; the candidate page frames the LMS, not the reverse.
+X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if SECURE:
+# Behind the reverse proxy (docker-compose.yml publishes daphne on 127.0.0.1 only),
+# X-Forwarded-Proto says whether the browser used HTTPS and the last address of
+# X-Forwarded-For is the browser's. Only then are those headers believed: anyone
+# reaching daphne directly could set them to anything.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", _ON_A_SERVER)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Preloading commits the whole registered domain to HTTPS in browsers' built-in
+# lists, which is the domain owner's decision, so check --deploy's reminder is
+# silenced unless SECURE_HSTS_PRELOAD asks for it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (django-csp): the templates have no inline script or
+# style, so nothing but the site's own files runs. The candidate page sets
+# frame-src to its exam's LMS origin (exams.views.candidate.take_exam). 'self' covers the
+# page's own ws:// and wss:// sockets (CSP Level 3).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # data: for the live grid's thumbnails, blob: for the camera preview.
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "frame-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# Login throttling (django-axes): a username is locked out from one address after
+# AXES_FAILURE_LIMIT wrong passwords, on /accounts/login/ and /admin/login/ alike,
+# until AXES_COOLOFF_MINUTES pass or an administrator unlocks it (README, Security).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_CLIENT_IP_CALLABLE = "exams.limits.request_ip"
+
+# Candidate links (/take/<token>/... and /ws/take/<token>/) per client address and
+# minute: django-ratelimit for pages, exams.limits for the socket. All requests are
+# counted generously (a room behind one NAT verifies at once, polling twice a
+# second each); refused tokens strictly, since a real candidate rarely mistypes.
+TAKE_REQUESTS_PER_MINUTE = env_int("TAKE_REQUESTS_PER_MINUTE", 600, minimum=1)
+TAKE_REFUSALS_PER_MINUTE = env_int("TAKE_REFUSALS_PER_MINUTE", 30, minimum=1)
+RATELIMIT_IP_META_KEY = "exams.limits.request_ip"
 
 # Frame pipeline limits.
 FRAME_MAX_BYTES = env_int("FRAME_MAX_BYTES", 512 * 1024, minimum=1024)
+# daphne (4.2.2 or later) refuses longer websocket messages before the app sees
+# them: the compose file and the Dockerfile pass it this, and it is also daphne's
+# default, which bin/run and the tests use.
+WEBSOCKET_MAX_MESSAGE_BYTES = 1024 * 1024
+if FRAME_MAX_BYTES >= WEBSOCKET_MAX_MESSAGE_BYTES:
+    raise ImproperlyConfigured(
+        f"FRAME_MAX_BYTES must be below {WEBSOCKET_MAX_MESSAGE_BYTES} (daphne's limit)"
+    )
 # The browser sends one frame per exam interval; allow bursts up to this many
 # frames per interval before refusing.
 FRAME_BURST = 3

@@ -100,6 +100,15 @@ def _media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _plain_http_test_client(settings):
+    """DATABASE_URL is set, so the settings are a server's: HTTPS only. The test
+    client speaks plain http, and the per-address limits would count every test's
+    requests from 127.0.0.1 together; tests of those switch them back on."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.RATELIMIT_ENABLE = False
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Each async test runs on its own event loop, but channels caches one layer
     per process. channels-redis keeps asyncio locks per channel inside it, and a
@@ -313,7 +322,10 @@ def process_stop(proc: subprocess.Popen, *, timeout: float = 20) -> None:
 
 def daphne_start(*, port: int, env: dict[str, str], log: Path, timeout: float = 30) -> subprocess.Popen:
     """daphne serving proctor.asgi on 127.0.0.1:``port``; returns once it answers HTTP."""
-    env = {**env, "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    # Plain http on 127.0.0.1, no proxy in front: the server defaults (HTTPS only,
+    # secure cookies, X-Forwarded-* believed) are switched off unless a test says otherwise.
+    plain_http = {"SECURE_SSL_REDIRECT": "false", "SECURE_COOKIES": "false", "BEHIND_PROXY": "false"}
+    env = {**plain_http, **env, "ALLOWED_HOSTS": "127.0.0.1,localhost"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "proctor.asgi:application"],

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.core.cache import cache
 
+from exams import limits
 from exams.models import AuditEntry, Exam, ExamSession
 
 log = logging.getLogger(__name__)
@@ -68,30 +68,20 @@ def audit_view(*, action: str, actor, subject: str, exam=None, session=None, det
     return True
 
 
-# Refused links are audited, but a script trying tokens must not fill the log:
-# at most this many per kind of refusal per minute, the rest only counted.
-ANONYMOUS_REFUSALS_PER_MINUTE = 20
-
-
 def audit_anonymous_refusal(*, action: str, reason: str) -> bool:
-    """Audit a refusal of an anonymous request (an unknown or expired exam link),
-    unless ANONYMOUS_REFUSALS_PER_MINUTE of its kind were audited this minute;
-    the next audited one says how many were left out. True if recorded."""
-    minute = int(time.time() // 60)
-    key = f"audit-refused:{action}:{reason}:{minute}"
-    cache.add(key, 0, 120)
-    try:
-        seen = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        seen = 1
-    if seen > ANONYMOUS_REFUSALS_PER_MINUTE:
-        cache.add(f"{key}:skipped", 0, 180)
-        cache.incr(f"{key}:skipped")
+    """A refused anonymous request (an unknown or expired exam link). Each one is
+    counted in the shared cache and logged; only the first of each minute writes an
+    audit row, which carries how many of its kind the minute before had, so 200
+    guessed tokens make at most a row a minute instead of 200. True if it wrote one."""
+    name = f"refused:{action}:{reason}"
+    seen = limits.window_count(name)
+    log.info("refused %s (%s): %d this minute", action, reason, seen)
+    if seen != 1:
         return False
     details: dict[str, Any] = {"reason": reason}
-    skipped = cache.get(f"audit-refused:{action}:{reason}:{minute - 1}:skipped")
-    if skipped and seen == 1:
-        details["not_audited_last_minute"] = skipped
+    before = limits.window_count(name, windows_ago=1)
+    if before:
+        details["refused_last_minute"] = before
     audit_record(action=action, actor_label="anonymous", details=details)
     return True
 

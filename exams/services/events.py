@@ -16,6 +16,10 @@ from exams.models import Event, ExamSession
 from exams.storage import atomic_with_files
 
 COPY_PASTE_MERGE_SECONDS = 10
+# A tab hidden again, or full screen left again, within this many seconds of the
+# last time it ended reopens that event (counting the times in details) instead of
+# minting a new one: 300 toggles made 150 rows before, now they make one.
+SIGNAL_MERGE_SECONDS = 60
 
 
 def event_new(
@@ -201,7 +205,18 @@ def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event |
             else:
                 event = event_record_instant(session=session, event_type=signal, at=now, details={"count": 1})
         elif active and current is None:
-            event = event_open(session=session, event_type=signal, at=now)
+            recent = (
+                session.events.filter(key=signal, ended_at__gte=now - timedelta(seconds=SIGNAL_MERGE_SECONDS))
+                .order_by("-ended_at")
+                .first()
+            )
+            if recent is not None:
+                recent.is_open, recent.ended_at = True, now
+                recent.details = {**recent.details, "count": int(recent.details.get("count", 1)) + 1}
+                recent.save(update_fields=["is_open", "ended_at", "details"])
+                event = recent
+            else:
+                event = event_open(session=session, event_type=signal, at=now)
         elif not active and current is not None:
             current.close(now)
             event = current

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from exams import services
 from exams.access import TokenRefused, get_candidate_for_token
@@ -24,14 +26,14 @@ def candidate_view(view):
 
     @wraps(view)
     def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+        if _over_the_limit(request):
+            return _refused(request, "too_many_requests", TOO_MANY, status=429)
         try:
             candidate = get_candidate_for_token(token)
         except TokenRefused as exc:
+            _limit(request, "take-refused", settings.TAKE_REFUSALS_PER_MINUTE, increment=True)
             services.audit_anonymous_refusal(action="link_refused", reason=exc.code)
-            status = 410 if exc.code == "expired_token" else 404
-            if request.headers.get("Accept", "").startswith("application/json"):
-                return JsonResponse({"error": exc.code, "message": exc.reason}, status=status)
-            return render(request, "take/refused.html", {"reason": exc.reason}, status=status)
+            return _refused(request, exc.code, exc.reason, status=410 if exc.code == "expired_token" else 404)
         session = services.session_for_candidate(candidate)
         deadline = session.deadline
         if session.is_live and deadline is not None and deadline <= timezone.now():
@@ -41,6 +43,28 @@ def candidate_view(view):
         return view(request, session, *args, **kwargs)
 
     return wrapper
+
+
+TOO_MANY = "Too many requests from your network. Wait a minute, then open your exam link again."
+
+
+def _limit(request: HttpRequest, group: str, per_minute: int, *, increment: bool) -> bool:
+    return is_ratelimited(request, group=group, key="ip", rate=f"{per_minute}/m", increment=increment)
+
+
+def _over_the_limit(request: HttpRequest) -> bool:
+    """Per client address (django-ratelimit): every candidate request counts against
+    TAKE_REQUESTS_PER_MINUTE; once more than TAKE_REFUSALS_PER_MINUTE tokens were
+    refused, the address gets no further lookups this minute."""
+    if _limit(request, "take-refused", settings.TAKE_REFUSALS_PER_MINUTE, increment=False):
+        return True
+    return _limit(request, "take", settings.TAKE_REQUESTS_PER_MINUTE, increment=True)
+
+
+def _refused(request: HttpRequest, code: str, reason: str, *, status: int) -> HttpResponse:
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"error": code, "message": reason}, status=status)
+    return render(request, "take/refused.html", {"reason": reason}, status=status)
 
 
 def _next_step(session: ExamSession) -> str:
@@ -245,7 +269,7 @@ def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
             return _outside_window(request, session, refused)
     if session.state != State.IN_PROGRESS:
         return redirect(_next_step(session), token=session.candidate.token)
-    return render(
+    response = render(
         request,
         "take/exam.html",
         {
@@ -258,6 +282,12 @@ def take_exam(request: HttpRequest, session: ExamSession) -> HttpResponse:
             "server_now": timezone.now(),
         },
     )
+    lms = urlsplit(session.exam.external_url or "")
+    if lms.scheme in ("http", "https") and lms.netloc:
+        # The page frames the exam's questions from the LMS: that origin, and only it.
+        # (What django-csp's csp_replace decorator sets, for a value known at run time.)
+        response._csp_replace = {"frame-src": [f"{lms.scheme}://{lms.netloc}"]}
+    return response
 
 
 @require_POST

@@ -68,9 +68,29 @@ def test_it_builds_one_image_for_web_worker_and_beat(services: dict) -> None:
 def test_it_runs_migrate_then_daphne_in_web(services: dict) -> None:
     command = _command(services["web"])
     assert "manage.py migrate" in command
-    assert re.search(r"daphne -b 0\.0\.0\.0 -p 8000 proctor\.asgi:application", command), command
+    assert re.search(r"daphne -b 0\.0\.0\.0 -p 8000 (--[a-z-]+ \S+ )*proctor\.asgi:application", command), (
+        command
+    )
     assert command.index("migrate") < command.index("daphne")
     assert any(str(port).endswith("8000") for port in services["web"]["ports"])
+
+
+def test_it_publishes_daphne_on_the_loopback_only(services: dict) -> None:
+    """The TLS proxy on the host is the only way in: published on every interface,
+    a client could skip TLS and set X-Forwarded-Proto and -For itself."""
+    ports = services["web"]["ports"]
+    assert ports == ["127.0.0.1:8000:8000"], ports
+    for name, service in services.items():
+        assert name == "web" or "ports" not in service, f"{name} publishes a port"
+
+
+def test_it_caps_websocket_messages_at_the_settings_limit(services: dict) -> None:
+    from django.conf import settings
+
+    limit = str(settings.WEBSOCKET_MAX_MESSAGE_BYTES)
+    command = _command(services["web"]).split()
+    for flag in ("--websocket-max-message-size", "--websocket-max-frame-size"):
+        assert command[command.index(flag) + 1] == limit, flag
 
 
 def test_it_runs_celery_worker_and_beat(services: dict) -> None:

@@ -117,6 +117,16 @@ def test_it_collects_static_and_serves_on_8000() -> None:
     assert "proctor.asgi:application" in cmd
 
 
+def test_it_caps_websocket_messages_at_the_settings_limit() -> None:
+    import json
+
+    from django.conf import settings
+
+    cmd = json.loads([rest for k, rest in _stages()[-1] if k == "CMD"][-1])
+    for flag in ("--websocket-max-message-size", "--websocket-max-frame-size"):
+        assert cmd[cmd.index(flag) + 1] == str(settings.WEBSOCKET_MAX_MESSAGE_BYTES), flag
+
+
 def _ignored(path: str, patterns: list[str]) -> bool:
     parts = Path(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]

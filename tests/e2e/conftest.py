@@ -65,6 +65,20 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def wait_for_js(page, expression: str, arg=None, *, timeout: float = 15_000, every_ms: float = 50) -> None:
+    """``page.wait_for_function`` that works under the product's CSP: Playwright builds
+    that predicate with eval inside the page, which ``script-src 'self'`` (no
+    'unsafe-eval') refuses, whereas ``page.evaluate`` goes through the DevTools
+    protocol. Polls every ``every_ms`` until the expression is truthy."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout / 1000:g} s: {expression}")
+        page.wait_for_timeout(every_ms)
+
+
 @dataclass
 class Browsers:
     """Chromium processes, one per fake camera clip, and the pages' JS errors."""

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import advance
-from tests.e2e.conftest import PHONE, SCREENSHOTS
+from tests.e2e.conftest import PHONE, SCREENSHOTS, wait_for_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -18,10 +18,11 @@ ALERT_TIMEOUT_MS = 60_000
 
 
 def _image_loaded(page: Page, selector: str, timeout: float = 20_000) -> None:
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "(sel) => { const img = document.querySelector(sel); "
         "return !!img && img.complete && img.naturalWidth > 0; }",
-        arg=selector,
+        selector,
         timeout=timeout,
     )
 
@@ -74,13 +75,14 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     # Camera check against the roster photo.
     take.wait_for_url(f"**{candidate.link_path()}verify/")
     expect(take.locator("#verify-status")).to_contain_text("Camera ready")
-    take.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    wait_for_js(take, "document.getElementById('preview').videoWidth > 0")
     take.get_by_role("button", name="Take picture and check").click()
-    # The success text shows for 0.8 s before the page moves on: poll every frame.
-    take.wait_for_function(
+    # The success text shows for 0.8 s before the page moves on: poll often.
+    wait_for_js(
+        take,
         "document.getElementById('verify-status').textContent === 'Identity confirmed.'",
-        polling="raf",
         timeout=30_000,
+        every_ms=20,
     )
 
     # The exam page streams.
@@ -101,10 +103,11 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     expect(tile.locator(".badges")).to_contain_text("multiple faces")
     # Thumbnails are pushed every few seconds: show the picture that raised the alert.
     thumb = f"#tile-{session.public_id} img"
-    grid.wait_for_function(
+    wait_for_js(
+        grid,
         "([sel, before]) => { const img = document.querySelector(sel); "
         "return img.src !== before && img.naturalWidth > 0; }",
-        arg=[thumb, grid.locator(thumb).get_attribute("src")],
+        [thumb, grid.locator(thumb).get_attribute("src")],
         timeout=10_000,
     )
     grid.screenshot(path=SCREENSHOTS / "live-grid.png")

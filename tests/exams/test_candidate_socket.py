@@ -330,12 +330,13 @@ async def test_it_limits_a_flood_of_signals(live_session):
         for number in range(60):  # a script toggling the tab as fast as it can
             signal = {"type": "signal", "name": "tab_hidden", "active": number % 2 == 0}
             await communicator.send_to(text_data=json.dumps(signal))
-        # Wait for every refusal however slowly the consumer runs, then for nothing more.
-        refused = 0
-        while refused < 60 - SIGNAL_BURST:
-            refused += (await communicator.receive_json_from(timeout=5))["code"] == "too_fast"
-        assert await communicator.receive_nothing(timeout=0.5)
+        # One answer per refused signal; the admitted ones are written to the database
+        # first, which on a busy machine takes longer than any fixed quiet period.
+        answers = [await communicator.receive_json_from(timeout=30) for _ in range(60 - SIGNAL_BURST)]
+        assert await communicator.receive_nothing(timeout=1)
     finally:
         await communicator.disconnect()
+    assert [answer["code"] for answer in answers] == ["too_fast"] * (60 - SIGNAL_BURST)
+    # The admitted toggles are debounced into one event (SIGNAL_MERGE_SECONDS).
     events = await Event.objects.filter(session=live_session, type="tab_hidden").acount()
-    assert events == SIGNAL_BURST // 2
+    assert events == 1

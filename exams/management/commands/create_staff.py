@@ -1,5 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from exams.access import PROCTOR_GROUP, REVIEWER_GROUP
@@ -18,9 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
 
     def handle(self, *args, username, password, role, email, **options):
-        if len(password) < 8:
-            raise CommandError("the password must be at least 8 characters")
         User = get_user_model()
+        existing = User.objects.filter(username=username).first()
+        try:
+            # The same AUTH_PASSWORD_VALIDATORS as every other password, including
+            # similarity to this username and email.
+            validate_password(password, user=existing or User(username=username, email=email))
+        except ValidationError as exc:
+            raise CommandError("the password is too weak: " + " ".join(exc.messages)) from None
         user, created = User.objects.get_or_create(username=username, defaults={"email": email})
         user.set_password(password)
         user.is_staff = False  # the Django admin is for administrators only
