@@ -1,5 +1,7 @@
 """Who may open what: every page and every websocket route against every actor."""
 
+import time
+
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -254,16 +256,19 @@ async def test_it_batches_tile_updates_but_sends_alerts_at_once(world):
     session, event = world["session"], world["event"]
     try:
         assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+        started = time.monotonic()
         for _ in range(20):  # a burst of frames analysed for one candidate
             await sync_to_async(live.session_changed)(session)
         await sync_to_async(live.session_changed)(session, events=[event])
+        # At most one batch per window the burst spanned (a loaded machine spreads it), plus one.
+        windows = 1 + int((time.monotonic() - started) / consumers.GRID_PUSH_SECONDS)
         messages = []
         while not await communicator.receive_nothing(timeout=consumers.GRID_PUSH_SECONDS * 3):
             messages.append(await communicator.receive_json_from(timeout=5))
         kinds = [m["type"] for m in messages]
         assert kinds.count("event") == 1
         batches = [m for m in messages if m["type"] == "sessions"]
-        assert 1 <= len(batches) <= 2, kinds  # 21 updates, at most one batch per window
+        assert 1 <= len(batches) <= windows + 1, kinds  # 21 updates, at most one batch per window
         assert all(len(b["sessions"]) == 1 for b in batches)  # one tile, its latest state
     finally:
         await communicator.disconnect()
