@@ -36,6 +36,9 @@ echo "child $! $(basename "$0")" >> "$STUB_LOG"
 wait
 """
 
+# The websocket message cap, as in docker-compose.yml and the Dockerfile.
+DAPHNE_LIMITS = ["--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576"]
+
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_it_has_executable_scripts_that_parse(script: str) -> None:
@@ -159,7 +162,7 @@ def test_it_migrates_seeds_and_execs_daphne_in_embedded_mode(checkout: Path) -> 
         ["python", "manage.py", "migrate"],
         ["python", "manage.py", "seed_demo"],
     ]
-    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", port, "proctor.asgi:application"]
+    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", port, *DAPHNE_LIMITS, "proctor.asgi:application"]
     assert int(log[2][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
     assert len(log) == 3
 
@@ -170,7 +173,7 @@ def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> No
     assert started == [
         "celery -A proctor beat -l info -s var/celerybeat-schedule",
         "celery -A proctor worker -Q celery,housekeeping -l info --concurrency 2",
-        f"daphne -b 127.0.0.1 -p {port} proctor.asgi:application",
+        f"daphne -b 127.0.0.1 -p {port} {' '.join(DAPHNE_LIMITS)} proctor.asgi:application",
     ]
 
 
