@@ -7,12 +7,20 @@ as a printable PDF. Each format module depends on ``data`` only.
 from __future__ import annotations
 
 from exams.models import Exam
-from exams.reports.data import exam_report, exam_sessions
+from exams.reports.data import exam_report, exam_sessions, proctor_action_rows
 from exams.reports.text import report_csv, report_json
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 
-__all__ = ["FORMATS", "exam_report", "exam_sessions", "report_csv", "report_json", "report_render"]
+__all__ = [
+    "FORMATS",
+    "exam_report",
+    "exam_sessions",
+    "proctor_action_rows",
+    "report_csv",
+    "report_json",
+    "report_render",
+]
 
 
 def report_render(exam: Exam, fmt: str, *, site_url: str = "") -> bytes:

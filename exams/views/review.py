@@ -18,6 +18,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from exams import reports, services
@@ -89,8 +90,17 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
             "decision_state": services.session_decision_state(session),
             "decisions": session.decisions.select_related("reviewer", "event"),
             "chat": session.messages.select_related("author", "session__candidate"),
+            "proctor_actions": _proctor_actions(session),
         },
     )
+
+
+def _proctor_actions(session: ExamSession) -> list[dict]:
+    """The report's audited proctor actions, with a time and words for the page."""
+    return [
+        {**row, "when": parse_datetime(row["at"]), "label": row["action"].replace("_", " ")}
+        for row in reports.proctor_action_rows(session)
+    ]
 
 
 def _strip(session: ExamSession, events: list[Event]) -> dict:

@@ -335,3 +335,15 @@ def test_it_refuses_a_site_url_that_is_not_an_origin(value, refused):
         assert done.returncode != 0 and "SITE_URL must be scheme://host[:port]" in done.stderr
     else:
         assert done.returncode == 0 and done.stdout.strip() == "https://proctor.example.org"
+
+
+def test_the_report_page_lists_what_proctors_did(reviewer, live_session, proctor):
+    from exams import services
+
+    services.proctor_act(session=live_session, actor=proctor, action="warn", text="Eyes on your screen")
+    services.session_extend(session=live_session, actor=proctor, minutes=10)
+    page = _login(reviewer).get(f"/review/sessions/{live_session.public_id}/")
+    text = page.content.decode()
+    assert "Proctor actions during the exam" in text
+    assert "proctor: warn — Eyes on your screen" in text
+    assert "proctor: extra time +10 min" in text
