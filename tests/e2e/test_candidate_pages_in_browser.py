@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.conftest import advance
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import PHONE, wait_for_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -148,7 +148,7 @@ def test_it_asks_for_full_screen_and_again_after_leaving_it(browsers, clips, can
     prompt = take.get_by_role("dialog", name="Full screen, please")
     expect(prompt).to_be_visible()
     prompt.get_by_role("button", name="Go full screen").click()
-    take.wait_for_function("document.fullscreenElement !== null")
+    wait_for_js(take, "document.fullscreenElement !== null")
     expect(prompt).to_be_hidden()
 
     take.evaluate("document.exitFullscreen()")
@@ -177,10 +177,17 @@ def test_it_shows_the_verification_give_up_as_a_neutral_notice(browsers, clips, 
     take = browsers.context(browsers.launch(clips["alone"])).new_page()
     take.goto(f"{candidate.link_path()}verify/")
     expect(take.locator("#verify-status")).to_contain_text("Camera ready")
-    take.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    wait_for_js(take, "document.getElementById('preview').videoWidth > 0")
     take.get_by_role("button", name="Take picture and check").click()
     expect(take.locator("#verify-status")).to_have_text("Checking your photo…")
-    session.refresh_from_db()
+    # The upload marks the attempt pending; write the worker's result only after
+    # that, or the pending mark lands on top of it (at most 10 s).
+    for _ in range(100):
+        session.refresh_from_db()
+        if session.verification_status == VerificationStatus.PENDING:
+            break
+        take.wait_for_timeout(100)
+    assert session.verification_status == VerificationStatus.PENDING
     session.verification_status = VerificationStatus.MISMATCH_FLAGGED
     session.verification_message = (
         "Your photo did not match the roster photo. You may continue; a proctor will check your identity."
@@ -211,7 +218,7 @@ def test_it_runs_the_system_check_before_exam_day(browsers, clips, candidate):
         expect(take.locator(f"#check-{line} .result")).to_have_text("Pass")
     expect(take.locator("#check-speed .detail")).to_contain_text("Mbit/s")
     expect(take.locator("#check-upload .detail")).to_contain_text("Mbit/s")
-    take.wait_for_function("document.getElementById('check-preview').videoWidth > 0")
+    wait_for_js(take, "document.getElementById('check-preview').videoWidth > 0")
     take.set_viewport_size(PHONE)
     expect(take.get_by_role("button", name="Run the checks again")).to_be_visible()
     candidate.session.refresh_from_db()

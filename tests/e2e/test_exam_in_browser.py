@@ -181,7 +181,7 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     expect(report.locator(".chat-log")).to_contain_text("My brother walked in, he is leaving.")
     first = flagged[0]
     item = report.locator(f"#event-{first.public_id}")
-    expect(item.locator(".etype")).to_have_text("multiple_faces")
+    expect(item.locator(".etype")).to_have_text("multiple faces")
     expect(item.locator(".pill.sev-high")).to_have_text("high")
     item.locator("details.evidence-box").evaluate("(d) => { d.open = true; }")  # opened on demand
     item.locator("img.evidence").first.scroll_into_view_if_needed()
