@@ -243,10 +243,14 @@ async def _browse(params: GridBenchParams, load: LoadExam, progress, dropped: _D
         await page.goto(f"{params.url.rstrip('/')}/proctor/exams/{load.code}/live")
         # A busy machine is slow to start Chromium's renderer: wait up to CONNECT_SECONDS.
         try:
-            await page.wait_for_function(
-                f"window.gridStats && gridStats.batches > 0 && gridStats.tiles >= {len(tiles)}",
-                timeout=CONNECT_SECONDS * 1000,
-            )
+            # Polled through page.evaluate: wait_for_function evaluates its expression
+            # inside the page, which the product's CSP (no 'unsafe-eval') refuses.
+            drawn = f"window.gridStats && gridStats.batches > 0 && gridStats.tiles >= {len(tiles)}"
+            deadline = time.monotonic() + CONNECT_SECONDS
+            while not await page.evaluate(drawn):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(drawn)
+                await asyncio.sleep(0.1)
         except Exception:
             raise RuntimeError(f"the grid did not draw its snapshot; page errors: {errors}") from None
         first_render_s = time.monotonic() - opened
