@@ -44,7 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exams import live
-from exams.models import AuditEntry, Candidate, Event, ExamSession, Message, ReviewDecision
+from exams.models import AuditEntry, Candidate, Event, EventFrame, ExamSession, Message, ReviewDecision
 from exams.services.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def candidate_export(
     Returns counts of what went in."""
     candidate = Candidate.objects.select_related("exam").get(pk=candidate.pk)
     session = ExamSession.objects.filter(candidate=candidate).first()
-    events = list(Event.objects.filter(session=session)) if session else []
+    events = list(Event.objects.filter(session=session).prefetch_related("frames")) if session else []
     about = Q(details__candidate=candidate.pk)
     if session is not None:
         about |= Q(session=session)
@@ -124,6 +124,11 @@ def candidate_export(
                     archive, event.evidence.name, f"evidence/{event.public_id}{_suffix(event.evidence.name)}"
                 )
                 counts["files"] += bool(row["evidence_file"])
+            row["clip_files"] = [
+                _add_file(archive, f.image.name, f"clips/{event.public_id}-{n}{_suffix(f.image.name)}")
+                for n, f in enumerate(event.frames.all())
+            ]
+            counts["files"] += sum(1 for name in row["clip_files"] if name)
             event_rows.append(row)
         data = {
             "exported_at": timezone.now(),
@@ -183,12 +188,18 @@ def candidate_erase(*, candidate: Candidate, actor=None, actor_label: str = "") 
             Event.objects.filter(session=session).exclude(evidence="") if session else Event.objects.none()
         )
         files += list(evidence.values_list("evidence", flat=True))
+        # A clip frame is nothing without its picture: row and file go together
+        # (django-cleanup deletes the files after commit, as for the purge).
+        clips = EventFrame.objects.filter(event__session=session) if session else EventFrame.objects.none()
+        clip_frames = clips.count()
         counts = {
-            "files": len(files),
+            "files": len(files) + clip_frames,
             "evidence_files": evidence.update(evidence=""),
+            "clip_frames": clip_frames,
             "templates": len(candidate.reference_encodings),
             "messages": 0,
         }
+        clips.delete()
         # update(), not save(): nothing here goes through django-cleanup, the
         # files are deleted below, after commit, by this function itself.
         Candidate.objects.filter(pk=candidate.pk).update(

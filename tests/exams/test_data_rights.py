@@ -15,11 +15,12 @@ from django.test import Client
 from django.utils import timezone
 
 from exams import live, services
-from exams.models import AuditEntry, Candidate, Event, ExamSession, Message, ReviewDecision
+from exams.models import AuditEntry, Candidate, Event, EventFrame, ExamSession, Message, ReviewDecision
 from tests.conftest import advance
 
 PHOTO = b"\xff\xd8\xff\xe0 the reference photo"
 FRAME = b"\xff\xd8\xff\xe0 an evidence frame"
+CLIP = b"\xff\xd8\xff\xe0 a frame of the clip"
 
 
 @pytest.fixture
@@ -30,12 +31,14 @@ def admin_user(db, django_user_model):
 @pytest.fixture
 def held(live_session, reviewer, proctor):
     """A candidate with everything the product holds about one: a photo, a face
-    template, an evidence frame, a decision, messages and audit entries."""
+    template, an evidence frame and a clip frame, a decision, messages and audit entries."""
     candidate = live_session.candidate
     candidate.reference_photo.save("ref.jpg", ContentFile(PHOTO))
     event = services.event_record_instant(
         session=live_session, event_type="no_face", at=timezone.now(), evidence_jpeg=FRAME
     )
+    clip = EventFrame(event=event, taken_at=timezone.now())
+    clip.image.save("clip.jpg", ContentFile(CLIP))
     Message.objects.create(session=live_session, sender="candidate", text="My camera is on, Barack here")
     Message.objects.create(session=live_session, sender="proctor", author=proctor, text="Thanks Barack")
     advance(live_session, "submitted")
@@ -78,9 +81,10 @@ def test_it_exports_everything_held_about_one_candidate(held, other_candidate, t
     assert "exam_submit" in {a["action"] for a in data["audit"]}
     assert archive.read(data["candidate"]["reference_photo_file"]) == PHOTO
     assert archive.read(f"evidence/{event.public_id}.jpg") == FRAME
+    assert archive.read(data["events"][0]["clip_files"][0]) == CLIP
     assert "Joe Biden" not in archive.read("data.json").decode(), "nobody else's data"
     entry = AuditEntry.objects.get(action="candidate_export")
-    assert entry.session_id == candidate.session.pk and entry.details["files"] == 2
+    assert entry.session_id == candidate.session.pk and entry.details["files"] == 3
 
 
 @pytest.mark.django_db
@@ -90,6 +94,7 @@ def test_it_erases_one_candidate_and_audits_who_did_it(
     candidate, event = held
     session = candidate.session
     photo, frame = Path(candidate.reference_photo.path), Path(event.evidence.path)
+    clip = Path(event.frames.get().image.path)
     live.picture_keep(str(session.public_id), frame=FRAME, thumbnail=FRAME)
     old_token = candidate.token
     other_candidate.reference_photo.save("joe.jpg", ContentFile(PHOTO))
@@ -108,7 +113,8 @@ def test_it_erases_one_candidate_and_audits_who_did_it(
             stdout=io.StringIO(),
         )
 
-    assert not photo.exists() and not frame.exists()
+    assert not photo.exists() and not frame.exists() and not clip.exists()
+    assert not EventFrame.objects.filter(event=event).exists()
     assert other_photo.exists(), "nobody else's files"
     candidate.refresh_from_db()
     assert candidate.name == "Erased candidate" and candidate.email.endswith("@erased.invalid")
@@ -124,8 +130,9 @@ def test_it_erases_one_candidate_and_audits_who_did_it(
     assert entry.actor == admin_user and entry.session_id == session.pk
     assert entry.details == {
         "candidate": candidate.pk,
-        "files": 2,
+        "files": 3,
         "evidence_files": 1,
+        "clip_frames": 1,
         "templates": 1,
         "messages": 2,
     }
