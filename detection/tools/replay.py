@@ -128,3 +128,47 @@ def scripted_stream(
             raise RuntimeError("JPEG encoding failed")
         yield ReplayFrame(t=t, episode=episode, jpeg=data.tobytes())
         t += INTERVAL
+
+
+@dataclass(frozen=True)
+class ReplayCost:
+    """What analysing a replayed stream through the cascade cost, per frame."""
+
+    frames: int
+    wall_ms: float  # elapsed, decoding included
+    cpu_ms: float  # this process's CPU time (every thread), decoding included
+    checks_run: dict[str, int]  # frames on which each check ran
+
+
+def replay_cost(
+    photos: Path, *, reference: np.ndarray, duration: float = DURATION, full: bool = False
+) -> ReplayCost:
+    """Decode and analyse every frame of ``scripted_stream`` as a worker would:
+    through ``analyse_stream`` (the cascade), or ``analyse_frame`` if ``full``.
+    The stream is built first and not counted."""
+    import time
+    from collections import Counter
+
+    from detection.core import CheckConfig, analyse_frame, analyse_stream, decode_image
+
+    config = CheckConfig()
+    frames = list(scripted_stream(photos, seed=0, duration=duration))
+    state = None
+    ran: Counter[str] = Counter()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for item in frames:
+        image = decode_image(item.jpeg)
+        if full:
+            analysis = analyse_frame(image, references=[reference], config=config)
+        else:
+            analysis, state = analyse_stream(
+                image, references=[reference], config=config, state=state, now=item.t
+            )
+        ran.update(analysis.checks_run)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return ReplayCost(
+        frames=len(frames),
+        wall_ms=wall * 1000 / len(frames),
+        cpu_ms=cpu * 1000 / len(frames),
+        checks_run={k: ran[k] for k in sorted(ran)},
+    )

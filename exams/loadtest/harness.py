@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import math
 import os
 import platform
 import resource
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -45,6 +48,7 @@ class LoadParams:
     drain: float = 20.0
     seed: int = 0
     server_pids: tuple[int, ...] = ()
+    bench: bool = True  # run the detection bench after the load, for live_vs_bench
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -124,6 +128,21 @@ def _by_role(processes: dict[int, str]) -> dict[str, list[int]]:
     return out
 
 
+def bench_amortised(photos: Path) -> dict[str, Any]:
+    """``python -m detection bench`` on the same photos, in a process of its own
+    (pinned to one core, as docs/detection.md quotes it): what its replayed
+    ten-minute stream costs per frame, amortised."""
+    command = [sys.executable, "-m", "detection", "bench", "--photos", str(photos), "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=True)
+    stream = json.loads(done.stdout.strip().splitlines()[-1])["stream"]
+    return {
+        "command": "python -m detection bench --photos " + str(photos) + " --json",
+        "frames": stream["frames"],
+        "amortised_ms_per_frame": stream["amortised_ms_per_frame"],
+        "amortised_cpu_ms_per_frame": stream["amortised_cpu_ms_per_frame"],
+    }
+
+
 def _client_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -181,10 +200,15 @@ def run_load_test(
         )
         close_old_connections()
         analysed = data.load_frames_analysed(load)
+        bench = None
+        if params.bench:
+            progress("running the detection bench for the live-against-bench figure")
+            bench = bench_amortised(photos)
         result = build_result(
             parameters={**asdict(params), "server_pids": list(params.server_pids), "exam": load.code},
             obs=obs,
             frames_analysed=analysed,
+            bench=bench,
             cpu=ServerCpu(
                 seconds=cpu.used_between(before, after),
                 processes=_by_role(after_processes),

@@ -116,8 +116,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| candidates | handshake failures | connect p95 ms | latency p50 / p95 / p99 ms "
         "| analysed share | episodes alerted | worker CPU ms per analysed frame "
-        "| daphne CPU ms per sent frame | slowed down |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| bench ms amortised | live / bench | daphne CPU ms per sent frame | slowed down |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cpu = r.get("cpu") or {}
@@ -125,11 +125,13 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         ms = [latency.get(k) for k in ("p50", "p95", "p99")]
         worker = cpu.get("worker_per_analysed_frame_s")
         daphne = cpu.get("daphne_per_sent_frame_s")
+        bench = (r.get("bench") or {}).get("amortised_ms_per_frame")
         lines.append(
             f"| {r['candidates']} | {r['handshake_failures']} | {_cell(r['connect_ms'].get('p95'))} "
             f"| {' / '.join(_cell(v) for v in ms)} | {_cell(r['analysed_share'], 3)} "
             f"| {r['episodes_alerted']} of {r['episodes']} "
             f"| {_cell(None if worker is None else worker * 1000, 1)} "
+            f"| {_cell(bench, 1)} | {_cell(cpu.get('live_vs_bench'), 2)} "
             f"| {_cell(None if daphne is None else daphne * 1000, 1)} "
             f"| {_cell(r.get('slowed_down'))} |"
         )

@@ -62,6 +62,12 @@ def _per_frame(seconds: float | None, frames: int) -> float | None:
     return round(seconds / frames, 4) if seconds is not None and frames else None
 
 
+def _ratio(worker_per_frame: float | None, bench: dict[str, Any] | None) -> float | None:
+    if worker_per_frame is None or not bench or not bench.get("amortised_ms_per_frame"):
+        return None
+    return round(worker_per_frame * 1000 / bench["amortised_ms_per_frame"], 2)
+
+
 def build_result(
     *,
     parameters: dict[str, Any],
@@ -69,6 +75,7 @@ def build_result(
     frames_analysed: int,
     cpu: ServerCpu,
     machine: dict[str, Any],
+    bench: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     episodes = obs.episodes
     started = [e for e in episodes if e.started_at is not None]
@@ -81,6 +88,7 @@ def build_result(
     daphne = cpu.seconds.get("daphne")
     worker = cpu.seconds.get("worker")
     total = sum(cpu.seconds.values()) if cpu.seconds else None
+    worker_per_frame = _per_frame(worker, frames_analysed)
     return {
         "version": RESULT_VERSION,
         "parameters": parameters,
@@ -131,13 +139,17 @@ def build_result(
             "daphne_per_analysed_frame_s": _per_frame(daphne, frames_analysed),
             # daphne checks that every frame it receives decodes, analysed or not.
             "daphne_per_sent_frame_s": _per_frame(daphne, obs.frames_sent),
-            "worker_per_analysed_frame_s": _per_frame(worker, frames_analysed),
+            "worker_per_analysed_frame_s": worker_per_frame,
+            # The worker's CPU per analysed frame over the bench's amortised cost per frame.
+            "live_vs_bench": _ratio(worker_per_frame, bench),
             "processes": cpu.processes,
             "client_s": round(cpu.client_seconds, 2),
             "machine_busy_s": round(cpu.machine_busy_seconds, 2)
             if cpu.machine_busy_seconds is not None
             else None,
         },
+        # The detection bench run after the load (None with --no-bench).
+        "bench": bench,
         "drained": obs.drained,
         "wall_s": round(obs.ended_at - obs.started_at, 1),
         "machine": machine,
@@ -166,6 +178,13 @@ def summary_text(result: dict[str, Any]) -> str:
         f"{result['cpu_seconds_per_analysed_frame']} s per analysed frame",
         f"  errors           {result['errors']}",
     ]
+    if result.get("bench") and cpu.get("live_vs_bench") is not None:
+        lines.insert(
+            -1,
+            f"  live vs bench    worker {cpu['worker_per_analysed_frame_s'] * 1000:.1f} ms CPU per analysed "
+            f"frame, bench {result['bench']['amortised_ms_per_frame']} ms amortised: "
+            f"{cpu['live_vs_bench']}x",
+        )
     if result["disconnects_by_server"]:
         lines.append(f"  dropped mid-run  {result['disconnects_by_server']}")
     if result["reconnects"] or result["proctor_reconnects"]:

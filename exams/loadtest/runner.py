@@ -43,6 +43,13 @@ MAX_BUFFERED = 256 * 1024
 # static/js/socket.js: the wait before a reconnect starts at FIRST_WAIT and
 # doubles up to LONGEST_WAIT after each attempt that did not open.
 FIRST_WAIT_SECONDS, LONGEST_WAIT_SECONDS = 1.0, 15.0
+# static/js/take_exam.js: each frame comes up to this share of the pace early or
+# late, at random. The pace is one factor for the whole server, so pages that
+# learn of a change one after the other get different intervals; restarting
+# their timers without jitter lined them up, until a hundred pages sent within
+# half a second and then nothing for seconds (measured with 100 candidates:
+# frames waited 0.3-1.2 s for a worker that was three-quarters idle on average).
+FRAME_JITTER = 0.15
 PROGRESS_SECONDS = 5.0
 DRAIN_POLL_SECONDS = 0.5
 # After the queue is idle, pushes of the last frames may still be on their way:
@@ -56,6 +63,12 @@ def reconnect_delay(attempt: int) -> float:
     page reconnecting in the same instant."""
     step = min(FIRST_WAIT_SECONDS * 2 ** min(attempt, 16), LONGEST_WAIT_SECONDS)
     return random.uniform(step / 2, step)
+
+
+def frame_delay(interval: float) -> float:
+    """take_exam.js's frameDelay: the wait until the next frame, ``interval``
+    give or take ``FRAME_JITTER`` of it."""
+    return interval * random.uniform(1 - FRAME_JITTER, 1 + FRAME_JITTER)
 
 
 @dataclass
@@ -90,14 +103,16 @@ class EpisodeRun:
 @dataclass
 class Page:
     """One simulated exam page. Like take_exam.js, its frame timer keeps ticking
-    across reconnects (frames due while no socket is open are skipped), and the
-    server's "status" re-times it."""
+    across reconnects (frames due while no socket is open are skipped), each
+    frame is jittered (``frame_delay``), and the server's "status" re-times the
+    next frame from the last one."""
 
     index: int
     resume: str  # the tab's resume id, the same on every connection
     interval: float  # seconds between frames, as the server last asked
     started: float | None = None  # loop time of the first frame: the script's zero
     next_frame: float = 0.0  # loop time
+    last_frame: float | None = None  # loop time the last frame was due
     finished: bool = False  # a fatal error or the end of the exam: never reconnect
     connections: int = 0  # connections that got their "status"
     retimed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -386,7 +401,7 @@ class LoadRun:
             page.finished = True
 
     def _follow_pace(self, page: Page, interval: float) -> None:
-        """take_exam.js's streamEvery: a new pace restarts the frame timer from now."""
+        """take_exam.js's streamEvery: a new pace re-times the next frame from the last one."""
         if interval > self.plan.interval:
             self.obs.slowed_down.add(page.index)
             self.obs.max_interval_asked = max(self.obs.max_interval_asked or 0.0, interval)
@@ -394,7 +409,8 @@ class LoadRun:
             return
         page.interval = interval
         if page.started is not None:
-            page.next_frame = asyncio.get_running_loop().time() + interval
+            now = asyncio.get_running_loop().time()
+            page.next_frame = max(now, (page.last_frame or now) + frame_delay(interval))
             page.retimed.set()
 
     async def _await_status(self, page: Page, ws: ClientConnection) -> None:
@@ -450,8 +466,9 @@ class LoadRun:
                     late = int((now - page.next_frame) // page.interval)
                     if late:  # a stalled loop sends one frame now, not a burst of old ones
                         self.obs.frames_skipped_late += late
-                    t = page.next_frame + late * page.interval - page.started
-                    page.next_frame += (late + 1) * page.interval
+                    page.last_frame = page.next_frame + late * page.interval
+                    page.next_frame = page.last_frame + frame_delay(page.interval)
+                    t = page.last_frame - page.started
                     scene, data = walk.frame(t)
                     if ws.transport.get_write_buffer_size() > MAX_BUFFERED:
                         self.obs.frames_skipped_buffered += 1

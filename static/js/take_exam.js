@@ -27,13 +27,36 @@ function resumeId() {
 }
 
 // The server asks for fewer frames while it is short of capacity, and for the
-// exam's own pace again once it keeps up.
+// exam's own pace again once it keeps up. That pace is one for the whole
+// server, so pages hear of a change one after another; restarting every
+// page's timer at its pace lined a whole exam hall up to send within the same
+// half second. So each frame comes up to FRAME_JITTER of the pace early or
+// late, at random, and a new pace re-times the next frame from the last one.
+const FRAME_JITTER = 0.15;
+let lastFrameAt = null; // performance.now() when the last frame was due
+
+function frameDelay() {
+  return intervalMs * (1 + FRAME_JITTER * (2 * Math.random() - 1));
+}
+
+function scheduleFrame() {
+  if (frameTimer !== null) clearTimeout(frameTimer);
+  const due = (lastFrameAt ?? performance.now()) + frameDelay();
+  frameTimer = setTimeout(frameDue, Math.max(0, due - performance.now()));
+}
+
+function frameDue() {
+  frameTimer = null;
+  lastFrameAt = performance.now();
+  scheduleFrame();
+  sendFrame();
+}
+
 function streamEvery(seconds) {
   const ms = Math.max(500, seconds * 1000);
   if (ms === intervalMs && frameTimer !== null) return;
   intervalMs = ms;
-  if (frameTimer !== null) clearInterval(frameTimer);
-  frameTimer = setInterval(sendFrame, intervalMs);
+  scheduleFrame();
 }
 
 let socket = null;

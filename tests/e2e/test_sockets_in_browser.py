@@ -3,6 +3,7 @@ say so, and the exam page gives up when a new connection would be refused."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -83,3 +84,53 @@ def test_the_exam_page_does_not_reconnect_after_a_fatal_refusal(browsers, clips,
     assert take.evaluate("window.sockets.length") == 2
     expect(take.locator("#conn")).to_have_text("Not connected")
     assert browsers.errors == []
+
+
+def test_the_exam_page_jitters_its_frames_around_the_pace(
+    browsers, clips, celery_worker_process, live_session
+):
+    # One pace for a whole exam hall: without jitter, pages the server re-timed
+    # one after another stay in step (tests/exams/test_loadtest.py simulates it).
+    exam = live_session.exam
+    exam.frame_interval = 1.0
+    exam.save(update_fields=["frame_interval"])
+    take = browsers.context(browsers.launch(clips["alone"])).new_page()
+    seen: list[tuple[float, float | None]] = []  # (when, None for a frame or the pace a status asked)
+    take.on("websocket", lambda ws: _watch(ws, seen))
+    take.goto(f"/take/{live_session.candidate.token}/exam/")
+    expect(take.locator("#conn")).to_have_text("Connected")
+    deadline = time.monotonic() + 90
+    while sum(pace is None for _, pace in seen) < 13 and time.monotonic() < deadline:
+        take.wait_for_timeout(250)
+    # Each gap between two frames over the pace the page was asked for when it
+    # timed the second one (the server slows a page while its worker loads models).
+    ratios, pace, last = [], 1.0, None
+    for when, asked in seen:
+        if asked is not None:
+            pace = asked
+            continue
+        if last is not None:
+            ratios.append((when - last) / pace)
+        last = when
+    ratios = ratios[:12]
+
+    assert len(ratios) == 12, f"the page sent {len(ratios) + 1} frames in 90 s"
+    # Each frame the pace give or take 15 %, and whatever a loaded machine adds to a timer.
+    assert all(0.7 <= r <= 1.6 for r in ratios), ratios
+    # Uniform over 0.3 of the pace, 12 gaps span under 0.1 of it with a chance of 5 in 100,000.
+    assert max(ratios) - min(ratios) > 0.1, ratios
+    assert browsers.errors == []
+
+
+def _watch(ws, seen: list[tuple[float, float | None]]) -> None:
+    def sent(payload) -> None:
+        if isinstance(payload, bytes):
+            seen.append((time.monotonic(), None))
+
+    def received(payload) -> None:
+        message = json.loads(payload) if isinstance(payload, str) else {}
+        if message.get("type") == "status" and message.get("interval"):
+            seen.append((time.monotonic(), float(message["interval"])))
+
+    ws.on("framesent", sent)
+    ws.on("framereceived", received)

@@ -5,9 +5,11 @@ Celery worker. Timing figures are reported, never asserted."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -23,7 +25,7 @@ from websockets.asyncio.client import connect
 from detection.core import decode_image
 from detection.core.camera import frame_digest, gray_thumbnail
 from exams import live
-from exams.loadtest import cpu, data, frames, report, runner
+from exams.loadtest import cpu, data, frames, plot, report, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, EventFrame, Exam, ExamSession
 from tests.conftest import daphne_start, free_port, process_stop, service_env, until
@@ -57,6 +59,7 @@ RESULT_FIELDS = {
     "errors",
     "cpu_seconds_per_analysed_frame",
     "cpu",
+    "bench",
     "drained",
     "wall_s",
     "machine",
@@ -247,6 +250,11 @@ def test_it_reports_every_field_of_a_run_and_cleans_up(server_url, celery_worker
     assert result["cpu"]["processes"]["worker"] == [celery_worker_process.pid]
     assert len(result["cpu"]["processes"]["daphne"]) == 1
     assert result["cpu_seconds_per_analysed_frame"] is not None
+    # The bench ran after the load on the same photos, and the ratio is the worker's figure over it.
+    bench = result["bench"]
+    assert bench["frames"] == 300 and bench["amortised_ms_per_frame"] > 0
+    ratio = result["cpu"]["worker_per_analysed_frame_s"] * 1000 / bench["amortised_ms_per_frame"]
+    assert result["cpu"]["live_vs_bench"] == pytest.approx(ratio, rel=0.01)
     assert result["errors"]["client"] == {} and result["errors"]["proctor_sockets"] == {}
     assert result["parameters"]["candidates"] == 3 and result["parameters"]["interval"] == 2.0
 
@@ -452,3 +460,60 @@ def test_it_reconnects_candidates_and_proctors_after_a_server_restart(transactio
     # The same resume id takes the session straight back from the socket that died with the server.
     assert "duplicate_session" not in obs.server_errors and "taken_over" not in obs.server_errors
     assert [index for index, _ in obs.candidate_opened].count(0) == 2
+
+
+def _busiest_half_second(jitter: float, monkeypatch) -> int:
+    """The most frames 100 simulated pages send within half a second, a minute
+    after the server slowed every page down and let them back (as
+    exams.analysis.pacing does at 9:00), each page following the pace the
+    way the exam page does: its next frame one jittered pace after the last."""
+    monkeypatch.setattr(runner, "FRAME_JITTER", jitter)
+
+    def pace(t: float) -> float:  # the server's asked interval at t seconds
+        if 10 <= t < 16:
+            return 2.0 * min(4.0, 1.25 ** (t - 10))
+        if 16 <= t < 30:
+            return 2.0 * max(1.0, 4.0 / 1.15 ** (t - 16))
+        return 2.0
+
+    due = [0.1 * page + 2.0 for page in range(100)]  # connected over 10 s, evenly
+    sent = []
+    while min(due) < 120:
+        page = min(range(100), key=due.__getitem__)
+        sent.append(due[page])
+        due[page] += runner.frame_delay(pace(due[page]))
+    late = sorted(t for t in sent if t > 60)
+    return max(bisect.bisect_right(late, t + 0.5) - k for k, t in enumerate(late))
+
+
+def test_pages_the_server_retimed_together_do_not_stay_in_step(monkeypatch):
+    random.seed(1)
+    # Evenly spread, 100 pages at 2 s put 25 frames in any half second.
+    assert _busiest_half_second(runner.FRAME_JITTER, monkeypatch) < 45
+    # Without the jitter, the pace changes line most pages up, for good.
+    assert _busiest_half_second(0.0, monkeypatch) > 60
+
+
+def test_its_table_sets_the_live_cost_beside_the_bench():
+    result = {
+        "candidates": 100,
+        "handshake_failures": 0,
+        "connect_ms": {"p95": 30.0},
+        "latency_ms": {"p50": 245.0, "p95": 821.0, "p99": 1285.0},
+        "analysed_share": 1.0,
+        "episodes": 20,
+        "episodes_alerted": 20,
+        "slowed_down": 100,
+        "cpu": {
+            "worker_per_analysed_frame_s": 0.0264,
+            "daphne_per_sent_frame_s": 0.0047,
+            "live_vs_bench": 1.43,
+        },
+        "bench": {"amortised_ms_per_frame": 18.5},
+    }
+    header, _, row = plot.markdown_table([result]).splitlines()
+
+    cells = dict(zip(header.strip("|").split(" | "), row.strip("|").split(" | "), strict=True))
+    assert cells["worker CPU ms per analysed frame"].strip() == "26.4"
+    assert cells["bench ms amortised"].strip() == "18.5"
+    assert cells["live / bench"].strip() == "1.43"

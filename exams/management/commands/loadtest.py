@@ -42,6 +42,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0, help="seed of the frame noise")
         parser.add_argument("--server-pids", default="", help="count these pids (and children) as the server")
+        parser.add_argument(
+            "--no-bench",
+            action="store_true",
+            help="skip the detection bench after the load (no live_vs_bench figure)",
+        )
         parser.add_argument("--keep", action="store_true", help="leave the load exam in place afterwards")
         parser.add_argument("--cleanup", action="store_true", help="remove all load-test data, then exit")
         parser.add_argument("--json", action="store_true")
@@ -66,6 +71,7 @@ class Command(BaseCommand):
                 drain=o["drain"],
                 seed=o["seed"],
                 server_pids=_pids(o["server_pids"]),
+                bench=not o["no_bench"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
