@@ -109,7 +109,11 @@ def analysis_record(
     None (and nothing written) if a frame as new or newer was stored."""
     with atomic_with_files():
         _commit_without_waiting_for_disk()
-        session = ExamSession.objects.locked(session.pk)
+        # Only the session's row is read again under the lock; its candidate and
+        # exam, loaded before the analysis, are not (half of this write's cost).
+        loaded = session
+        session = ExamSession.objects.select_for_update().get(pk=loaded.pk)
+        session.candidate = loaded.candidate
         if seq <= session.last_frame_seq:
             return None
         session.analysis_state = state
