@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from detection.core import decode_image
 from detection.core.camera import frame_digest, gray_thumbnail
 from exams import live
+from exams.analysis.queue import frame_queue
 from exams.loadtest import cpu, data, frames, plot, report, runner
 from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
 from exams.models import Candidate, Event, EventFrame, Exam, ExamSession
@@ -517,3 +518,25 @@ def test_its_table_sets_the_live_cost_beside_the_bench():
     assert cells["worker CPU ms per analysed frame"].strip() == "26.4"
     assert cells["bench ms amortised"].strip() == "18.5"
     assert cells["live / bench"].strip() == "1.43"
+
+
+# ---------------------------------------------------------------- frame_cost
+
+
+@pytest.mark.services
+def test_frame_cost_charges_each_stage_of_the_worker_and_removes_its_candidate(transactional_db):
+    result = json.loads(_run("frame_cost", "--frames", "6", "--json"))
+
+    stages = result["stages_ms"]
+    assert result["frames"] == 6
+    for label in ("load the session", "decode the JPEG", "computer vision", "write (lock, state, events)"):
+        assert stages[label] > 0, label
+    assert {"push to the proctors", "queue hand-off", "picture for the grid"} <= set(stages)
+    assert sum(stages.values()) + result["other_ms"] == pytest.approx(result["cpu_ms_per_frame"], abs=0.05)
+    assert result["checks_run"]["camera"] == 6
+    assert not Exam.objects.filter(title__startswith=data.TITLE_PREFIX).exists()
+    # The wrappers are gone: the pipeline calls its own functions again.
+    from exams.analysis import pipeline
+
+    assert pipeline.analyse_stream.__module__ == "detection.core.analyse"
+    assert "take" not in vars(frame_queue())
