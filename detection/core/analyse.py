@@ -15,10 +15,16 @@ candidate sitting still. ``analyse_stream`` therefore runs, per frame:
   moved or resized a lot since the last identity check, no identity is known
   yet, or the last check is older than ``IDENTITY_MAX_AGE``.
 
-A stream's first frame runs every check. Its first safety-net re-run is
-spread by up to half a max age (by a hash of the first picture), so an exam
-hall that connects together does not re-run every check together every max
-age for the rest of the exam.
+A stream's first frame runs every check, except that a caller short of
+capacity may put the first identity check off (``first_identity_within``):
+it then comes on the first frame analysed at least one interval and at most
+that many seconds later (by a hash of the first picture), so the identity
+encodings of an exam hall that connects together at 9:00, the dearest check
+by far, spread over those seconds instead of queuing in the same few. Until
+then the stream has no identity finding, as before its first frame. Its
+first safety-net re-run is spread by up to half a max age (by the same kind
+of hash), so that hall does not re-run every check together every max age
+for the rest of the exam.
 
 The max ages count in analysed frames as well as in seconds: a check is due
 again once it is that many seconds old *and* that many seconds' worth of
@@ -311,6 +317,7 @@ class StreamState:
     distance: float | None = None  # the candidate's identity distance
     pose: HeadPose | None = None  # the candidate's head pose
     detections: tuple[DetectedObject, ...] = ()  # every object found, before the prohibited filter
+    identity_after: float | None = None  # the first identity check is put off until this time
 
     def __post_init__(self) -> None:
         size = SIG_SIZE[0] * SIG_SIZE[1]
@@ -342,6 +349,7 @@ class StreamState:
             "n_faces": self.faces_frames,
             "n_identity": self.identity_frames,
             "n_objects": self.objects_frames,
+            "identity_after": self.identity_after,
         }
         data.update((key, value) for key, value in optional.items() if value is not None)
         data.update(
@@ -377,6 +385,7 @@ class StreamState:
                 faces_frames=_count(data.get("n_faces")),
                 identity_frames=_count(data.get("n_identity")),
                 objects_frames=_count(data.get("n_objects")),
+                identity_after=_number(data.get("identity_after")),
                 faces=int(faces) if isinstance(faces, int) else 0,
                 boxes=tuple(b for b in map(_box, _items(data.get("boxes"))) if b is not None),
                 candidate=_box(data.get("candidate")),
@@ -435,6 +444,7 @@ def analyse_stream(
     state: StreamState | None,
     now: float,
     interval: float = 2.0,
+    first_identity_within: float = 0.0,
 ) -> tuple[FrameAnalysis, StreamState]:
     """Analyse one frame of a live stream through the cascade (see the module docstring).
 
@@ -444,6 +454,8 @@ def analyse_stream(
     (a redelivery) is analysed against the old state and leaves it unchanged.
     ``interval`` is the stream's nominal seconds between frames; the max ages
     count in frames at that pace as well as in seconds (see the module docstring).
+    ``first_identity_within`` (seconds) puts a stream's first identity check off
+    when given on its first frame; 0, or less than ``interval``, does not.
     """
     timer = _Timer()
     old = state if state is not None else StreamState()
@@ -464,6 +476,9 @@ def analyse_stream(
         identity_frames=_later(old.identity_frames),
         objects_frames=_later(old.objects_frames),
     )
+    checks_identity = config.is_enabled("identity") and len(references) > 0
+    if old.frame_at is None and checks_identity and first_identity_within >= interval:
+        new = replace(new, identity_after=now + _first_identity_delay(thumb, interval, first_identity_within))
     detections = old.detections
     if not camera.blocked:
         frame_size = (image.shape[1], image.shape[0])
@@ -474,7 +489,9 @@ def analyse_stream(
             new = replace(new, signature=scene.signature)
         wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
         if wants_faces and (
-            scene.changed or _due(old.faces_at, now, FACES_MAX_AGE, new.faces_frames, interval)
+            scene.changed
+            or _due(old.faces_at, now, FACES_MAX_AGE, new.faces_frames, interval)
+            or _first_identity_now(new, now)
         ):
             new = _faces_and_identity(
                 image,
@@ -496,6 +513,23 @@ def analyse_stream(
     new = replace(new, detections=detections[:MAX_CARRIED_OBJECTS])
     analysis = _stream_analysis(new, detections=detections, camera=camera, config=config, timer=timer)
     return analysis, (new if fresh else old)
+
+
+def _first_identity_now(state: StreamState, now: float) -> bool:
+    """The first identity check was put off, its time has come, and a face was in view."""
+    return (
+        state.distance is None
+        and state.faces > 0
+        and state.identity_after is not None
+        and now >= state.identity_after
+    )
+
+
+def _first_identity_delay(thumb: np.ndarray, interval: float, within: float) -> float:
+    """Seconds to put a stream's first identity check off: a whole number of
+    intervals from one to ``within``, by a hash of its first picture."""
+    steps = max(1, int(within / interval))
+    return interval * (1 + zlib.crc32(thumb.tobytes()) % steps)
 
 
 def _spread_safety_net(state: StreamState, thumb: np.ndarray, interval: float) -> StreamState:
@@ -640,6 +674,8 @@ def _identity_due(
     """Whether identity must be checked on these faces rather than carried (see the module docstring)."""
     if not (config.is_enabled("identity") and len(references) > 0 and faces):
         return False
+    if carried.distance is None and carried.identity_after is not None and now < carried.identity_after:
+        return False  # the first check is put off (see the module docstring)
     return (
         carried.distance is None
         or face_changed

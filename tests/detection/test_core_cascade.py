@@ -157,3 +157,56 @@ def test_overload_does_not_make_each_frame_dearer(obama_ref):
     per_safety_net = int(FACES_MAX_AGE / 2.0)
     assert ran[0] and sum(ran) <= 1 + len(ran) // per_safety_net + 1, ran
     assert sum(ran[1:]) >= 1, "the safety net still runs"
+
+
+def test_a_stream_short_of_capacity_puts_its_first_identity_check_off(obama_ref):
+    """At 9:00 a whole hall's first frames arrive together; the caller may put
+    each first identity check (the dearest) off by up to ``within`` seconds,
+    spread by the first picture, and everything else runs on the first frame."""
+    within = 12.0
+    checked_at = []
+    for seed in range(6):
+        state, first = None, None
+        for frame in scripted_stream(PHOTOS, seed=seed, episodes=(), duration=within + 4):
+            analysis, state = analyse_stream(
+                decode_image(frame.jpeg),
+                references=[obama_ref],
+                config=CONFIG,
+                state=state,
+                now=frame.t,
+                first_identity_within=within,
+            )
+            if frame.t == 0:
+                assert {"camera", "faces", "head_pose", "objects"} <= analysis.checks_run
+                assert "identity" not in analysis.checks_run and analysis.identity is None
+            if "identity" in analysis.checks_run:
+                first = frame.t
+                assert analysis.identity.match
+                break
+            assert analysis.identity is None, "no identity finding before the first check"
+        assert first is not None and 2.0 <= first <= within, (seed, first)
+        checked_at.append(first)
+    assert len(set(checked_at)) >= 3, checked_at
+    # The put-off time survives the trip through the database.
+    stored = StreamState.from_json(json.loads(json.dumps(state.to_json())))
+    assert stored.identity_after == state.identity_after
+
+
+def test_without_a_reason_the_first_frame_checks_identity(obama_ref):
+    frame = next(iter(scripted_stream(PHOTOS, seed=0, episodes=(), duration=2)))
+    for within in (0.0, 1.0):  # 0, or under one interval: not put off
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg),
+            references=[obama_ref],
+            config=CONFIG,
+            state=None,
+            now=0.0,
+            first_identity_within=within,
+        )
+        assert "identity" in analysis.checks_run and state.identity_after is None
+    # With no reference to compare with there is nothing to put off.
+    image = decode_image(frame.jpeg)
+    _, state = analyse_stream(
+        image, references=[], config=CONFIG, state=None, now=0.0, first_identity_within=12.0
+    )
+    assert state.identity_after is None

@@ -196,3 +196,33 @@ def test_it_tells_the_candidate_why_no_face_was_found(candidate):
         refused = ExamSession.objects.get(pk=session.pk)
         assert refused.state == "consented" and refused.verification_status == "no_face"
         assert reason in refused.verification_message, refused.verification_message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("behind", [False, True])
+def test_a_first_frame_that_waited_puts_its_identity_check_off(live_session, behind):
+    """Run in-process. At 9:00 an exam hall's first frames wait behind each
+    other; a first frame that waited leaves its identity check for a frame at
+    most FIRST_IDENTITY_WITHIN_SECONDS later. One that did not wait checks it."""
+    import redis
+    from django.conf import settings
+
+    from exams.analysis.pacing import RedisPacing
+
+    redis.Redis.from_url(settings.REDIS_URL).delete(RedisPacing.KEY)  # no pace slowed down
+    session_id = str(live_session.public_id)
+    waited = 2.0 if behind else 0.0
+    received = time.time() - waited
+    frame = QueuedFrame(session_id, int(received * 1e6), received, jpeg(webcam_photo("obama.jpg")))
+    frame_queue().put(intake.FRAME, frame)
+    assert pipeline.analyse_next_frame(session_id).startswith("analysed")
+
+    stream = ExamSession.objects.get(pk=live_session.pk).analysis_state["stream"]
+    assert stream["faces"] == 1
+    if behind:
+        assert "t_identity" not in stream and stream["identity"] is None
+        put_off = stream["identity_after"] - received
+        assert 0 < put_off <= pipeline.FIRST_IDENTITY_WITHIN_SECONDS
+    else:
+        assert "t_identity" in stream and stream["identity"] is not None
+        assert "identity_after" not in stream
