@@ -26,6 +26,11 @@ def read_results(paths: list[Path]) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: r["candidates"])
 
 
+def _bench_seconds(result: dict[str, Any]) -> float | None:
+    ms = (result.get("bench") or {}).get("amortised_ms_per_frame")
+    return None if ms is None else ms / 1000
+
+
 def _values(results: list[dict[str, Any]], get) -> list[float]:
     out = []
     for result in results:
@@ -71,6 +76,9 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     cpu.plot(x, _values(results, lambda r: r["cpu_seconds_per_analysed_frame"]), "o-", label="total")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["worker_per_analysed_frame_s"]), "s--", label="worker")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["daphne_per_analysed_frame_s"]), "^:", label="daphne")
+    bench = _values(results, lambda r: _bench_seconds(r))
+    if any(v == v for v in bench):  # not all NaN: the runs had the bench
+        cpu.plot(x, bench, "x-.", label="detection bench (computer vision alone)")
     cpu.set_title("Server CPU per analysed frame")
     cpu.set_ylabel("CPU seconds")
 

@@ -17,13 +17,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--frames", type=int, default=150, help="frames counted, after a first one")
         parser.add_argument("--interval", type=float, default=2.0, help="seconds of stream time per frame")
+        parser.add_argument(
+            "--pause", type=float, default=0.0, help="seconds of sleep between frames (not counted)"
+        )
         parser.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder with obama.jpg")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **o):
         try:
             result = measure_frame_cost(
-                photos=Path(o["photos"]), frame_count=o["frames"], interval=o["interval"]
+                photos=Path(o["photos"]), frame_count=o["frames"], interval=o["interval"], pause=o["pause"]
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
