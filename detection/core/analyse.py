@@ -476,8 +476,7 @@ def analyse_stream(
         identity_frames=_later(old.identity_frames),
         objects_frames=_later(old.objects_frames),
     )
-    checks_identity = config.is_enabled("identity") and len(references) > 0
-    if old.frame_at is None and checks_identity and first_identity_within >= interval:
+    if old.frame_at is None and _checks_identity(config, references) and first_identity_within >= interval:
         new = replace(new, identity_after=now + _first_identity_delay(thumb, interval, first_identity_within))
     detections = old.detections
     if not camera.blocked:
@@ -513,6 +512,10 @@ def analyse_stream(
     new = replace(new, detections=detections[:MAX_CARRIED_OBJECTS])
     analysis = _stream_analysis(new, detections=detections, camera=camera, config=config, timer=timer)
     return analysis, (new if fresh else old)
+
+
+def _checks_identity(config: CheckConfig, references: Sequence[np.ndarray]) -> bool:
+    return config.is_enabled("identity") and len(references) > 0
 
 
 def _first_identity_now(state: StreamState, now: float) -> bool:
@@ -672,7 +675,7 @@ def _identity_due(
     interval: float,
 ) -> bool:
     """Whether identity must be checked on these faces rather than carried (see the module docstring)."""
-    if not (config.is_enabled("identity") and len(references) > 0 and faces):
+    if not (_checks_identity(config, references) and faces):
         return False
     if carried.distance is None and carried.identity_after is not None and now < carried.identity_after:
         return False  # the first check is put off (see the module docstring)

@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def bench_amortised(photos: Path) -> dict[str, Any]:
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=True)
     stream = json.loads(done.stdout.strip().splitlines()[-1])["stream"]
     return {
-        "command": "python -m detection bench --photos " + str(photos) + " --json",
+        "command": shlex.join(["python", *command[1:]]),
         "frames": stream["frames"],
         "amortised_ms_per_frame": stream["amortised_ms_per_frame"],
         "amortised_cpu_ms_per_frame": stream["amortised_cpu_ms_per_frame"],

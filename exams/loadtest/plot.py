@@ -26,9 +26,9 @@ def read_results(paths: list[Path]) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: r["candidates"])
 
 
-def _bench_seconds(result: dict[str, Any]) -> float | None:
-    ms = (result.get("bench") or {}).get("amortised_ms_per_frame")
-    return None if ms is None else ms / 1000
+def _bench_ms(result: dict[str, Any]) -> float | None:
+    """The detection bench's amortised ms per frame that loadtest ran after the load, if it did."""
+    return (result.get("bench") or {}).get("amortised_ms_per_frame")
 
 
 def _values(results: list[dict[str, Any]], get) -> list[float]:
@@ -76,7 +76,7 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     cpu.plot(x, _values(results, lambda r: r["cpu_seconds_per_analysed_frame"]), "o-", label="total")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["worker_per_analysed_frame_s"]), "s--", label="worker")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["daphne_per_analysed_frame_s"]), "^:", label="daphne")
-    bench = _values(results, lambda r: _bench_seconds(r))
+    bench = [ms / 1000 for ms in _values(results, _bench_ms)]  # NaN where a run had no bench
     if any(v == v for v in bench):  # not all NaN: the runs had the bench
         cpu.plot(x, bench, "x-.", label="detection bench (computer vision alone)")
     cpu.set_title("Server CPU per analysed frame")
@@ -133,7 +133,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         ms = [latency.get(k) for k in ("p50", "p95", "p99")]
         worker = cpu.get("worker_per_analysed_frame_s")
         daphne = cpu.get("daphne_per_sent_frame_s")
-        bench = (r.get("bench") or {}).get("amortised_ms_per_frame")
+        bench = _bench_ms(r)
         lines.append(
             f"| {r['candidates']} | {r['handshake_failures']} | {_cell(r['connect_ms'].get('p95'))} "
             f"| {' / '.join(_cell(v) for v in ms)} | {_cell(r['analysed_share'], 3)} "

@@ -42,6 +42,22 @@ def _replay(reference, mode: str):
     return opened, runs
 
 
+def _analysed(frames, reference, **options):
+    """Each frame, its analysis through the cascade (``now`` is the frame's
+    time), and the stream state after it."""
+    state = None
+    for frame in frames:
+        analysis, state = analyse_stream(
+            decode_image(frame.jpeg),
+            references=[reference],
+            config=CONFIG,
+            state=state,
+            now=frame.t,
+            **options,
+        )
+        yield frame, analysis, state
+
+
 @pytest.fixture(scope="module")
 def replays(obama_ref):
     return {mode: _replay(obama_ref, mode) for mode in ("stream", "full")}
@@ -76,25 +92,15 @@ def test_still_frames_run_only_the_camera_check(replays):
 
 def test_a_changed_scene_reruns_faces_and_objects(obama_ref):
     frames = list(scripted_stream(PHOTOS, seed=2, episodes=((4, 8, "phone_like_object"),), duration=8))
-    state = None
-    ran = []
-    for frame in frames:
-        analysis, state = analyse_stream(
-            decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
-        )
-        ran.append((frame.episode, analysis.checks_run))
+    ran = [(frame.episode, analysis.checks_run) for frame, analysis, _ in _analysed(frames, obama_ref)]
     first_phone = next(checks for episode, checks in ran if episode == "phone_like_object")
     assert {"faces", "objects", "head_pose"} <= first_phone
 
 
 def test_checks_rerun_when_their_results_grow_old(obama_ref):
     frames = list(scripted_stream(PHOTOS, seed=3, episodes=(), duration=64))
-    state = None
     faces_at = []
-    for frame in frames:
-        analysis, state = analyse_stream(
-            decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
-        )
+    for frame, analysis, _ in _analysed(frames, obama_ref):
         if "faces" in analysis.checks_run:
             faces_at.append(frame.t)
         assert analysis.faces == 1 and analysis.identity is not None and analysis.identity.match
@@ -109,11 +115,9 @@ def test_streams_that_start_together_spread_their_safety_net(obama_ref):
     every FACES_MAX_AGE for the rest of the exam."""
     second_runs = []
     for seed in range(6):
-        state, second = None, None
-        for frame in scripted_stream(PHOTOS, seed=seed, episodes=(), duration=FACES_MAX_AGE + 2):
-            analysis, state = analyse_stream(
-                decode_image(frame.jpeg), references=[obama_ref], config=CONFIG, state=state, now=frame.t
-            )
+        second = None
+        stream = scripted_stream(PHOTOS, seed=seed, episodes=(), duration=FACES_MAX_AGE + 2)
+        for frame, analysis, _ in _analysed(stream, obama_ref):
             if frame.t > 0 and "faces" in analysis.checks_run:
                 second = frame.t
                 break
@@ -142,18 +146,7 @@ def test_overload_does_not_make_each_frame_dearer(obama_ref):
     safety-net re-run comes every FACES_MAX_AGE worth of frames, as at the nominal
     pace, not on every frame because each one is already older than FACES_MAX_AGE."""
     frames = list(scripted_stream(PHOTOS, seed=3, episodes=(), duration=240))[::3]
-    state = None
-    ran = []
-    for frame in frames:
-        analysis, state = analyse_stream(
-            decode_image(frame.jpeg),
-            references=[obama_ref],
-            config=CONFIG,
-            state=state,
-            now=frame.t,
-            interval=2.0,
-        )
-        ran.append("faces" in analysis.checks_run)
+    ran = ["faces" in analysis.checks_run for _, analysis, _ in _analysed(frames, obama_ref, interval=2.0)]
     per_safety_net = int(FACES_MAX_AGE / 2.0)
     assert ran[0] and sum(ran) <= 1 + len(ran) // per_safety_net + 1, ran
     assert sum(ran[1:]) >= 1, "the safety net still runs"
@@ -166,21 +159,14 @@ def test_a_stream_short_of_capacity_puts_its_first_identity_check_off(obama_ref)
     within = 12.0
     checked_at = []
     for seed in range(6):
-        state, first = None, None
-        for frame in scripted_stream(PHOTOS, seed=seed, episodes=(), duration=within + 4):
-            analysis, state = analyse_stream(
-                decode_image(frame.jpeg),
-                references=[obama_ref],
-                config=CONFIG,
-                state=state,
-                now=frame.t,
-                first_identity_within=within,
-            )
+        first = None
+        stream = scripted_stream(PHOTOS, seed=seed, episodes=(), duration=within + 4)
+        for frame, analysis, after in _analysed(stream, obama_ref, first_identity_within=within):
             if frame.t == 0:
                 assert {"camera", "faces", "head_pose", "objects"} <= analysis.checks_run
                 assert "identity" not in analysis.checks_run and analysis.identity is None
             if "identity" in analysis.checks_run:
-                first = frame.t
+                first, state = frame.t, after
                 assert analysis.identity.match
                 break
             assert analysis.identity is None, "no identity finding before the first check"
