@@ -7,12 +7,13 @@ import base64
 import logging
 import os
 import threading
+from functools import lru_cache
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from exams.models import Event, Message
 from exams.risk import risk_of
@@ -46,9 +47,14 @@ def _thumbnail_key(session_id: str) -> str:
     return f"thumb:{session_id}"
 
 
-def picture_due(session_id: str) -> bool:
-    """True at most once per PICTURE_EVERY_SECONDS per session (the caller then keeps one)."""
-    return bool(cache.add(f"picture-due:{session_id}", 1, PICTURE_EVERY_SECONDS))
+def picture_due(last_at: Any, now: float) -> bool:
+    """Whether a frame received at ``now`` brings a new picture, the last one
+    having been kept at ``last_at`` (None: never). At most once per
+    PICTURE_EVERY_SECONDS per session. The analyser keeps ``last_at`` in the
+    session's analysis state, which it writes anyway: no round trip per frame."""
+    if not isinstance(last_at, (int, float)) or isinstance(last_at, bool):
+        return True
+    return not 0 <= now - last_at < PICTURE_EVERY_SECONDS
 
 
 def picture_keep(session_id: str, *, frame: bytes, thumbnail: bytes) -> str:
@@ -198,6 +204,17 @@ def event_payload(event) -> dict[str, Any]:
     }
 
 
+def _session_url(public_id) -> str:
+    """A proctor's page for one session; reversed once per session and process,
+    not on every tile (the worker builds one per analysed frame)."""
+    return _reversed_session_url(public_id, get_script_prefix())
+
+
+@lru_cache(maxsize=4096)
+def _reversed_session_url(public_id, script_prefix: str) -> str:
+    return reverse("proctor_session", args=[public_id])
+
+
 def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
     """A tile of the proctors' grid; ``thumbnail`` (a data URL) when there is a new picture.
     ``risk`` and ``open_high`` are what the grid sorts by when asked for attention."""
@@ -221,7 +238,7 @@ def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
     }
     payload = {
         "id": str(session.public_id),
-        "url": reverse("proctor_session", args=[session.public_id]),
+        "url": _session_url(session.public_id),
         "candidate": session.candidate.name,
         "state": session.state,
         "state_label": session.get_state_display(),

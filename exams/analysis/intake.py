@@ -90,7 +90,6 @@ def finished(kind: str, session_id: str, *, owner: str, failed: bool = False) ->
     """Called by the analyser when done (``failed`` if it raised: the database
     was down, say); picks up a frame that came in meanwhile. Only the owner
     of the session's busy flag releases it."""
-    frame_queue().done(kind, session_id, failed=failed)
-    new_owner = frame_queue().release(kind, session_id, owner)
+    new_owner = frame_queue().release(kind, session_id, owner, failed=failed)
     if new_owner:
         _schedule(kind, session_id, new_owner)

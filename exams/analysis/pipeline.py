@@ -69,7 +69,10 @@ def _covered(session: ExamSession, received_at: float) -> float:
 
 
 def _load(session_id: str) -> ExamSession | None:
-    return ExamSession.objects.select_related("candidate__exam").filter(public_id=session_id).first()
+    try:  # get(), not first(): no ORDER BY to build and run for a unique key
+        return ExamSession.objects.select_related("candidate__exam").get(public_id=session_id)
+    except ExamSession.DoesNotExist:
+        return None
 
 
 def _finishing(kind: str, session_id: str, owner: str, work: Callable[[str], str]) -> str:
@@ -128,15 +131,16 @@ def _analyse_next_frame(session_id: str) -> str:
         interval=_covered(session, frame.received_at),
         config=config,
     )
-    thumbnail = None
-    if live.picture_due(session_id):
+    thumbnail, picture_at = None, state.get("picture_at")
+    if live.picture_due(picture_at, frame.received_at):
         small = encode_jpeg(image, size=live.THUMBNAIL_SIZE)
         thumbnail = live.picture_keep(session_id, frame=frame.data, thumbnail=small)
+        picture_at = frame.received_at
     events = services.analysis_record(
         session=session,
         seq=frame.seq,
         received_at=frame.received_at,
-        state={"stream": stream_state.to_json(), "rules": rule_state},
+        state={"stream": stream_state.to_json(), "rules": rule_state, "picture_at": picture_at},
         faces=analysis.faces,
         actions=actions,
         evidence_jpeg=frame.data,

@@ -36,11 +36,41 @@ FRAME_TTL_SECONDS = 120
 # owner only when the owner's process died.
 BUSY_TTL_SECONDS = 30
 
-# The busy flag holds its owner's token: only that owner releases it, and in
-# the same step hands it to a new owner if a frame came in meanwhile. A stale
-# analyser (its flag expired and another took over) changes nothing. If the
-# flag is gone altogether, a waiting frame is claimed, so it is never stranded.
+# Taking a frame is one step: read and delete the waiting frame, notice a
+# frame whose analyser died mid-analysis (its in-flight mark is still there:
+# counted lost), and mark the taken one in flight. One round trip per frame,
+# which the worker pays for every analysed frame.
+_TAKE = """
+local raw = redis.call('HGETALL', KEYS[1])
+local dead = redis.call('GET', KEYS[2])
+if dead then
+    redis.call('HINCRBY', KEYS[3], 'lost', 1)
+end
+if #raw == 0 then
+    redis.call('DEL', KEYS[2])
+    return {dead}
+end
+redis.call('DEL', KEYS[1])
+local frame = {}
+for i = 1, #raw, 2 do
+    frame[raw[i]] = raw[i + 1]
+end
+redis.call('SET', KEYS[2], frame['seq'], 'EX', ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'taken', 1)
+return {dead, frame['seq'], frame['at'], frame['data']}
+"""
+
+# Releasing is one step too. The analyser's in-flight mark goes (counted lost
+# if it failed). The busy flag holds its owner's token: only that owner
+# releases it, and in the same step hands it to a new owner if a frame came in
+# meanwhile. A stale analyser (its flag expired and another took over) changes
+# nothing more. If the flag is gone altogether, a waiting frame is claimed, so
+# it is never stranded.
 _RELEASE = """
+redis.call('DEL', KEYS[3])
+if ARGV[4] == '1' then
+    redis.call('HINCRBY', KEYS[4], 'lost', 1)
+end
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[1] then
     return ''
@@ -91,6 +121,7 @@ class RedisFrameQueue:
         import redis
 
         self.redis = redis.Redis.from_url(url)
+        self._take = self.redis.register_script(_TAKE)
         self._release = self.redis.register_script(_RELEASE)
 
     @staticmethod
@@ -122,34 +153,19 @@ class RedisFrameQueue:
 
     def take(self, kind: str, session_id: str) -> QueuedFrame | None:
         data_key, _ = self._keys(kind, session_id)
-        inflight = self._inflight(kind, session_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(data_key)
-        pipe.delete(data_key)
-        pipe.get(inflight)
-        raw, _, dead = pipe.execute()
+        keys = [data_key, self._inflight(kind, session_id), self._counters(kind)]
+        dead, *raw = self._take(keys=keys, args=[FRAME_TTL_SECONDS])
         if dead is not None:
-            self.redis.hincrby(self._counters(kind), "lost", 1)
             log.warning(
-                "%s %s of session %s was lost: its analyser stopped mid-analysis", kind, dead, session_id
+                "%s %s of session %s was lost: its analyser stopped mid-analysis",
+                kind,
+                dead.decode(),
+                session_id,
             )
         if not raw:
-            self.redis.delete(inflight)
             return None
-        frame = QueuedFrame(session_id, int(raw[b"seq"]), float(raw[b"at"]), raw[b"data"])
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(inflight, frame.seq, ex=FRAME_TTL_SECONDS)
-        pipe.hincrby(self._counters(kind), "taken", 1)
-        pipe.execute()
-        return frame
-
-    def done(self, kind: str, session_id: str, *, failed: bool = False) -> None:
-        """The analyser finished (or refused) the frame it took; ``failed`` counts it as lost."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self._inflight(kind, session_id))
-        if failed:
-            pipe.hincrby(self._counters(kind), "lost", 1)
-        pipe.execute()
+        seq, at, data = raw
+        return QueuedFrame(session_id, int(seq), float(at), data)
 
     def forget(self, kind: str, session_id: str) -> None:
         """Drop whatever the queue holds for a session that no longer exists (not counted)."""
@@ -170,13 +186,15 @@ class RedisFrameQueue:
         """No frame of the session is waiting, and none is being analysed."""
         return not self.redis.exists(*self._keys(kind, session_id))
 
-    def release(self, kind: str, session_id: str, owner: str) -> str:
-        """``owner`` is done: drop its busy flag, or, if a frame arrived meanwhile,
-        hand the flag to a new owner and return its token (the caller schedules
-        an analysis with it). A flag held by another owner is left alone: "".
-        One Lua script, so no other analyser can slip in between."""
+    def release(self, kind: str, session_id: str, owner: str, *, failed: bool = False) -> str:
+        """``owner`` finished the frame it took (``failed``: count it as lost):
+        clear its in-flight mark, then drop its busy flag or, if a frame arrived
+        meanwhile, hand the flag to a new owner and return its token (the caller
+        schedules an analysis with it). A flag held by another owner is left
+        alone: "". One Lua script, so no other analyser can slip in between."""
         data_key, busy_key = self._keys(kind, session_id)
-        new = self._release(keys=[busy_key, data_key], args=[owner, _token(), BUSY_TTL_SECONDS])
+        keys = [busy_key, data_key, self._inflight(kind, session_id), self._counters(kind)]
+        new = self._release(keys=keys, args=[owner, _token(), BUSY_TTL_SECONDS, "1" if failed else "0"])
         return new.decode() if isinstance(new, bytes) else (new or "")
 
 
@@ -209,11 +227,6 @@ class MemoryFrameQueue:
                 self._counters.setdefault(kind, Counter())["taken"] += 1
             return frame
 
-    def done(self, kind: str, session_id: str, *, failed: bool = False) -> None:
-        if failed:
-            with self._lock:
-                self._counters.setdefault(kind, Counter())["lost"] += 1
-
     def forget(self, kind: str, session_id: str) -> None:
         with self._lock:
             self._frames.pop((kind, session_id), None)
@@ -232,9 +245,11 @@ class MemoryFrameQueue:
         with self._lock:
             return key not in self._frames and key not in self._busy
 
-    def release(self, kind: str, session_id: str, owner: str) -> str:
+    def release(self, kind: str, session_id: str, owner: str, *, failed: bool = False) -> str:
         key = (kind, session_id)
         with self._lock:
+            if failed:
+                self._counters.setdefault(kind, Counter())["lost"] += 1
             current = self._busy.get(key)
             if current is not None and current != owner:
                 return ""

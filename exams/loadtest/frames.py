@@ -35,6 +35,8 @@ EPISODE_EVENTS = {"second_person": "multiple_faces", "no_face": "no_face"}
 # episodes are 8 s apart, so the first has closed (3 s grace) before the next.
 EPISODE_SCRIPT: tuple[tuple[float, str], ...] = ((4.0, "second_person"), (20.0, "no_face"))
 EPISODE_SECONDS = 8.0
+# Seconds into a scripted stream when its last episode is over.
+SCRIPT_END_SECONDS = max(start for start, _ in EPISODE_SCRIPT) + EPISODE_SECONDS
 # canvas.toBlob(..., "image/jpeg", 0.7) in static/js/camera.js.
 JPEG_QUALITY = 70
 

@@ -14,6 +14,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,8 +26,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from detection.core import decode_image, encode_reference
+from exams.analysis.pipeline import FIRST_IDENTITY_WITHIN_SECONDS
 from exams.loadtest import cpu, data, frames
-from exams.loadtest.report import ServerCpu, build_result
+from exams.loadtest.report import ServerCpu, SettledCpu, build_result
 from exams.loadtest.runner import LoadRun, Plan
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PHOTOS = REPO / "tests" / "data" / "photos"
 EPISODE_SHARE = 0.1
+# The settled figures need at least this many seconds of streaming after the
+# streams settle (see settled_from); a shorter run reports none.
+SETTLED_MIN_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,53 @@ def _walks(params: LoadParams, pools: dict[str, list[bytes]]) -> list[frames.Fra
         # Offsets spread over the pool: neighbours in the ramp do not send the same picture.
         walks.append(frames.FrameWalk(pools, offset=(i * 7919) % size, episodes=episodes))
     return walks
+
+
+def settled_from(params: LoadParams) -> float | None:
+    """Seconds into the run after which every stream is past its start: the
+    last candidate has connected (the ramp), its scripted episodes are over
+    and its first identity check came (put off while the server runs behind),
+    plus two frames. None if the streaming ends less than SETTLED_MIN_SECONDS
+    after that."""
+    start_over = max(frames.SCRIPT_END_SECONDS, FIRST_IDENTITY_WITHIN_SECONDS)
+    at = params.ramp + start_over + 2 * params.interval
+    return at if params.duration - at >= SETTLED_MIN_SECONDS else None
+
+
+class _SettledSample:
+    """The workers' CPU and the frames analysed so far, read once on a timer
+    thread ``at`` seconds after start()."""
+
+    def __init__(self, at: float | None, processes: dict[int, str], load: data.LoadExam) -> None:
+        self.at, self.processes, self.load = at, processes, load
+        self.cpu: dict[int, cpu.ProcessTime] | None = None
+        self.frames_analysed = 0
+        self._timer = threading.Timer(at, self._read) if at is not None else None
+
+    def start(self) -> None:
+        if self._timer is not None:
+            self._timer.start()
+
+    def _read(self) -> None:
+        try:
+            sampled = cpu.sample(self.processes)
+            self.frames_analysed = data.load_frames_analysed(self.load)
+            self.cpu = sampled  # last: a sample is whole once this is set
+        finally:
+            connection.close()  # a thread of its own: never leave its connection open
+
+    def until(self, after: dict[int, cpu.ProcessTime], frames_analysed: int) -> SettledCpu | None:
+        """From the sample to ``after``; None if the run ended before the sample was read."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+        if self.cpu is None or self.at is None:
+            return None
+        return SettledCpu(
+            from_s=self.at,
+            worker_seconds=cpu.used_between(self.cpu, after).get("worker", 0.0),
+            frames_analysed=frames_analysed - self.frames_analysed,
+        )
 
 
 def _database_key() -> tuple[str, int, str]:
@@ -187,11 +239,13 @@ def run_load_test(
                 connection.close()  # a thread of its own: never leave its connection open
 
         loadavg_start = os.getloadavg()
+        settled = _SettledSample(settled_from(params), processes, load)
         before, client_before, machine_before = (
             cpu.sample(processes),
             _client_cpu(),
             cpu.machine_busy_seconds(),
         )
+        settled.start()
         obs = asyncio.run(LoadRun(plan, drained=drained, progress=progress).run())
         after_processes = {**processes, **_server_processes(params)}
         after, client_after, machine_after = (
@@ -201,6 +255,7 @@ def run_load_test(
         )
         close_old_connections()
         analysed = data.load_frames_analysed(load)
+        settled_cpu = settled.until(after, analysed)
         bench = None
         if params.bench:
             progress("running the detection bench for the live-against-bench figure")
@@ -219,6 +274,7 @@ def run_load_test(
                     else None
                 ),
                 client_seconds=client_after - client_before,
+                settled=settled_cpu,
             ),
             machine={
                 "cpus": os.cpu_count(),

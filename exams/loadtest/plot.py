@@ -76,6 +76,9 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     cpu.plot(x, _values(results, lambda r: r["cpu_seconds_per_analysed_frame"]), "o-", label="total")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["worker_per_analysed_frame_s"]), "s--", label="worker")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["daphne_per_analysed_frame_s"]), "^:", label="daphne")
+    settled = _values(results, lambda r: (r["cpu"].get("settled") or {}).get("worker_per_analysed_frame_s"))
+    if any(v == v for v in settled):  # not all NaN: the runs were long enough to settle
+        cpu.plot(x, settled, "d--", label="worker, streams settled")
     bench = [ms / 1000 for ms in _values(results, _bench_ms)]  # NaN where a run had no bench
     if any(v == v for v in bench):  # not all NaN: the runs had the bench
         cpu.plot(x, bench, "x-.", label="detection bench (computer vision alone)")
@@ -124,8 +127,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| candidates | handshake failures | connect p95 ms | latency p50 / p95 / p99 ms "
         "| analysed share | episodes alerted | worker CPU ms per analysed frame "
-        "| bench ms amortised | live / bench | daphne CPU ms per sent frame | slowed down |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bench ms amortised | live / bench | settled live / bench "
+        "| daphne CPU ms per sent frame | slowed down |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cpu = r.get("cpu") or {}
@@ -140,6 +144,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             f"| {r['episodes_alerted']} of {r['episodes']} "
             f"| {_cell(None if worker is None else worker * 1000, 1)} "
             f"| {_cell(bench, 1)} | {_cell(cpu.get('live_vs_bench'), 2)} "
+            f"| {_cell((cpu.get('settled') or {}).get('live_vs_bench'), 2)} "
             f"| {_cell(None if daphne is None else daphne * 1000, 1)} "
             f"| {_cell(r.get('slowed_down'))} |"
         )

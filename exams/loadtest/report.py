@@ -31,6 +31,19 @@ def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> 
 
 
 @dataclass(frozen=True)
+class SettledCpu:
+    """The workers' CPU seconds and the frames they analysed from ``from_s``
+    seconds into the run to its end (the drain included): once every stream is
+    past its start. A stream's first frame runs every check and the scripted
+    episodes run them again; a real exam spreads those over an hour or more,
+    a one-minute run over a few dozen frames."""
+
+    from_s: float
+    worker_seconds: float
+    frames_analysed: int
+
+
+@dataclass(frozen=True)
 class ServerCpu:
     """CPU seconds per server role over the run, and the processes read."""
 
@@ -38,6 +51,7 @@ class ServerCpu:
     processes: dict[str, list[int]]
     machine_busy_seconds: float | None
     client_seconds: float
+    settled: SettledCpu | None = None  # None when the run ends before its streams settle
 
 
 WINDOW_SECONDS = 10.0
@@ -66,6 +80,19 @@ def _ratio(worker_per_frame: float | None, bench: dict[str, Any] | None) -> floa
     if worker_per_frame is None or not bench or not bench.get("amortised_ms_per_frame"):
         return None
     return round(worker_per_frame * 1000 / bench["amortised_ms_per_frame"], 2)
+
+
+def _settled(settled: SettledCpu | None, bench: dict[str, Any] | None) -> dict[str, Any] | None:
+    if settled is None:
+        return None
+    per_frame = _per_frame(settled.worker_seconds, settled.frames_analysed)
+    return {
+        "from_s": settled.from_s,
+        "worker_s": round(settled.worker_seconds, 2),
+        "frames_analysed": settled.frames_analysed,
+        "worker_per_analysed_frame_s": per_frame,
+        "live_vs_bench": _ratio(per_frame, bench),
+    }
 
 
 def build_result(
@@ -142,6 +169,8 @@ def build_result(
             "worker_per_analysed_frame_s": worker_per_frame,
             # The worker's CPU per analysed frame over the bench's amortised cost per frame.
             "live_vs_bench": _ratio(worker_per_frame, bench),
+            # The same once every stream is past its start (see SettledCpu).
+            "settled": _settled(cpu.settled, bench),
             "processes": cpu.processes,
             "client_s": round(cpu.client_seconds, 2),
             "machine_busy_s": round(cpu.machine_busy_seconds, 2)
@@ -185,6 +214,14 @@ def summary_text(result: dict[str, Any]) -> str:
             f"frame, bench {result['bench']['amortised_ms_per_frame']} ms amortised: "
             f"{cpu['live_vs_bench']}x",
         )
+        settled = cpu.get("settled")
+        if settled and settled.get("live_vs_bench") is not None:
+            lines.insert(
+                -1,
+                f"  ... settled      from {settled['from_s']:g} s on: worker "
+                f"{settled['worker_per_analysed_frame_s'] * 1000:.1f} ms CPU per analysed frame "
+                f"({settled['frames_analysed']} frames): {settled['live_vs_bench']}x the bench",
+            )
     if result["disconnects_by_server"]:
         lines.append(f"  dropped mid-run  {result['disconnects_by_server']}")
     if result["reconnects"] or result["proctor_reconnects"]:

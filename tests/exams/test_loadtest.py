@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -27,7 +28,13 @@ from detection.core.camera import frame_digest, gray_thumbnail
 from exams import live
 from exams.analysis.queue import frame_queue
 from exams.loadtest import cpu, data, frames, plot, report, runner
-from exams.loadtest.harness import DEFAULT_PHOTOS, scripted_candidates
+from exams.loadtest.harness import (
+    DEFAULT_PHOTOS,
+    LoadParams,
+    _SettledSample,
+    scripted_candidates,
+    settled_from,
+)
 from exams.models import Candidate, Event, EventFrame, Exam, ExamSession
 from tests.conftest import daphne_start, free_port, process_stop, service_env, until
 from tests.e2e.conftest import server_url  # noqa: F401  (a fixture: daphne on a free port)
@@ -495,6 +502,42 @@ def test_pages_the_server_retimed_together_do_not_stay_in_step(monkeypatch):
     assert _busiest_half_second(0.0, monkeypatch) > 60
 
 
+def test_the_settled_figures_start_once_every_stream_is_past_its_start():
+    params = LoadParams(url="http://127.0.0.1:8000", candidates=100, duration=60.0, ramp=10.0)
+    at = settled_from(params)
+    # The last candidate connects at 10 s; its last episode ends 28 s later, then two frames.
+    assert at == 10.0 + frames.SCRIPT_END_SECONDS + 2 * 2.0
+    assert frames.SCRIPT_END_SECONDS == max(s for s, _ in frames.EPISODE_SCRIPT) + frames.EPISODE_SECONDS
+    assert settled_from(LoadParams(url=params.url, candidates=100, duration=50.0, ramp=10.0)) is None
+
+
+def test_the_settled_sample_counts_cpu_and_frames_from_its_moment_on(transactional_db):
+    """Read on its timer, from /proc and the database: this process stands for the worker."""
+    load = data.load_exam_create(candidates=2, interval=2.0, encoding=_encoding())
+    processes = {os.getpid(): "worker"}
+    ExamSession.objects.filter(candidate__exam__code=load.code).update(frames_analysed=3)
+    sample = _SettledSample(0.01, processes, load)
+    sample.start()
+    read_by = time.monotonic() + 10  # a bound for a loaded machine; it reads 0.01 s after start()
+    while sample.cpu is None and time.monotonic() < read_by:
+        time.sleep(0.01)
+    assert sample.cpu is not None, "the timer read the sample"
+    ExamSession.objects.filter(candidate__exam__code=load.code).update(frames_analysed=10)  # 2 x 7 more
+    deadline = cpu.sample(processes)[os.getpid()].cpu_seconds + 0.2
+    while cpu.sample(processes)[os.getpid()].cpu_seconds < deadline:
+        sum(range(10_000))  # CPU the settled window must count
+    settled = sample.until(cpu.sample(processes), data.load_frames_analysed(load))
+    assert settled.from_s == 0.01 and settled.frames_analysed == 14
+    assert settled.worker_seconds >= 0.15  # clock ticks: 0.2 s may read as 0.19
+    data.load_data_remove(code=load.code)
+
+
+def test_a_run_too_short_to_settle_reports_no_settled_figures():
+    sample = _SettledSample(None, {os.getpid(): "worker"}, load=None)
+    sample.start()
+    assert sample.until(cpu.sample({os.getpid(): "worker"}), 10) is None
+
+
 def test_its_table_sets_the_live_cost_beside_the_bench():
     result = {
         "candidates": 100,
@@ -509,6 +552,7 @@ def test_its_table_sets_the_live_cost_beside_the_bench():
             "worker_per_analysed_frame_s": 0.0264,
             "daphne_per_sent_frame_s": 0.0047,
             "live_vs_bench": 1.43,
+            "settled": {"live_vs_bench": 1.21},
         },
         "bench": {"amortised_ms_per_frame": 18.5},
     }
@@ -518,6 +562,7 @@ def test_its_table_sets_the_live_cost_beside_the_bench():
     assert cells["worker CPU ms per analysed frame"].strip() == "26.4"
     assert cells["bench ms amortised"].strip() == "18.5"
     assert cells["live / bench"].strip() == "1.43"
+    assert cells["settled live / bench"].strip() == "1.21"
 
 
 # ---------------------------------------------------------------- frame_cost

@@ -90,6 +90,9 @@ def test_it_turns_a_persisting_second_face_into_one_live_event(
     assert session.frames_analysed == 7
     assert session.last_faces == 2
     assert live.picture(session_id) is not None  # the latest frame, for a proctor's page
+    # A new picture at most every PICTURE_EVERY_SECONDS: kept from the first frame,
+    # then from the frame 3 s later, and so on; the state says when the last one was.
+    assert session.analysis_state["picture_at"] >= session.last_frame_at.timestamp() - 3
     thumbnail = live.thumbnails([session_id])[session_id]
     assert thumbnail.startswith("data:image/jpeg;base64,")
     assert decode_image(base64.b64decode(thumbnail.split(",", 1)[1])).shape == (120, 160, 3)
@@ -226,3 +229,18 @@ def test_a_first_frame_that_waited_puts_its_identity_check_off(live_session, beh
     else:
         assert "t_identity" in stream and stream["identity"] is not None
         assert "identity_after" not in stream
+
+
+@pytest.mark.parametrize(
+    ("last_at", "now", "due"),
+    [
+        (None, 100.0, True),  # no picture yet
+        ("junk", 100.0, True),  # a state from elsewhere: take a picture rather than none
+        (100.0, 100.0, False),
+        (100.0, 100.0 + live.PICTURE_EVERY_SECONDS - 0.01, False),
+        (100.0, 100.0 + live.PICTURE_EVERY_SECONDS, True),
+        (100.0, 90.0, True),  # a clock that went back does not hold the pictures off
+    ],
+)
+def test_a_picture_is_due_at_most_every_few_seconds(last_at, now, due):
+    assert live.picture_due(last_at, now) is due

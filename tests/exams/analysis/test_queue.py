@@ -40,9 +40,17 @@ def test_it_keeps_only_the_latest_frame_and_counts_the_replaced_one(queue):
     during = queue.stats("frame")
     assert during.waiting >= 1 and during.oldest_wait_seconds >= 3.0
     assert queue.take("frame", session).seq == 2
-    queue.done("frame", session)
     assert queue.release("frame", session, first.owner) == "" and queue.idle("frame", session)
     assert _delta(before, queue.stats("frame")) == {"received": 2, "replaced": 1, "taken": 1}
+
+
+def test_a_failed_analysis_counts_its_frame_lost_and_frees_the_session(queue):
+    session = uuid.uuid4().hex
+    before = queue.stats("frame")
+    first = queue.put("frame", _frame(session, 1))
+    assert queue.take("frame", session).seq == 1
+    assert queue.release("frame", session, first.owner, failed=True) == "" and queue.idle("frame", session)
+    assert _delta(before, queue.stats("frame")) == {"received": 1, "taken": 1, "lost": 1}
 
 
 @pytest.mark.services
@@ -51,12 +59,12 @@ def test_it_reports_a_frame_whose_analyser_died_as_lost(settings):
     queue = RedisFrameQueue(settings.REDIS_URL)
     session = uuid.uuid4().hex
     before = queue.stats("frame")
-    queue.put("frame", _frame(session, 1))
+    first = queue.put("frame", _frame(session, 1))
     assert queue.take("frame", session).seq == 1  # ... and the worker is killed here
     queue.put("frame", _frame(session, 2))
     assert queue.take("frame", session).seq == 2  # the next analysis notices
-    queue.done("frame", session)
-    assert _delta(before, queue.stats("frame"))["lost"] == 1
+    assert queue.release("frame", session, first.owner) == "" and queue.idle("frame", session)
+    assert _delta(before, queue.stats("frame")) == {"received": 2, "taken": 2, "lost": 1}
 
 
 def test_it_prints_the_queue_status(capsys, settings):
