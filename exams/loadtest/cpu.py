@@ -13,7 +13,7 @@ with all its CPU time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -91,9 +91,9 @@ def _pids() -> list[int]:
     return [int(p.name) for p in PROC.iterdir() if p.name.isdigit()]
 
 
-def find_server(*, database: tuple[str, int, str], port: int | None) -> dict[int, str]:
+def find_server(*, database: tuple[str, int, str], ports: Collection[int] | None) -> dict[int, str]:
     """pid -> role of the daphne and celery processes using ``database``; daphne
-    only if it listens on ``port`` (when its command line says)."""
+    only if it listens on one of ``ports`` (when its command line says)."""
     found: dict[int, str] = {}
     me = os.getpid()
     for pid in _pids():
@@ -102,7 +102,7 @@ def find_server(*, database: tuple[str, int, str], port: int | None) -> dict[int
         role = role_of(_argv(pid))
         if role is None or database_key(_environ(pid).get("DATABASE_URL", "")) != database:
             continue
-        if role == "daphne" and port is not None and _port(_argv(pid)) not in (None, port):
+        if role == "daphne" and ports is not None and _port(_argv(pid)) not in (None, *ports):
             continue
         found[pid] = role
     return found

@@ -57,14 +57,15 @@ class LoadParams:
     bench: bool = True  # run the detection bench after the load, for live_vs_bench
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ValueError(f"--url must look like http://127.0.0.1:8000, not {self.url!r}")
-        if not _is_loopback(parts.hostname):
-            # The run writes to the server's database directly, so it belongs on the server's machine.
-            raise ValueError(
-                f"--url must be this machine (127.0.0.1, localhost or ::1), not {parts.hostname}"
-            )
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"--url must look like http://127.0.0.1:8000, not {url!r}")
+            if not _is_loopback(parts.hostname):
+                # The run writes to the server's database directly, so it belongs on the server's machine.
+                raise ValueError(
+                    f"--url must be this machine (127.0.0.1, localhost or ::1), not {parts.hostname}"
+                )
         if self.candidates < 1:
             raise ValueError("--candidates must be at least 1")
         if not 0.5 <= self.interval <= 30:
@@ -77,13 +78,18 @@ class LoadParams:
             raise ValueError(f"--photos {self.photos} has no obama.jpg (the candidate's face)")
 
     @property
-    def base_url(self) -> str:
-        return self.url.rstrip("/")
+    def urls(self) -> tuple[str, ...]:
+        """``url`` may list several daphne processes of one server, comma-separated."""
+        return tuple(url.strip().rstrip("/") for url in self.url.split(","))
 
     @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (443 if parts.scheme == "https" else 80)
+    def base_url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def ports(self) -> set[int]:
+        parts = [urlsplit(url) for url in self.urls]
+        return {p.port or (443 if p.scheme == "https" else 80) for p in parts}
 
 
 def _is_loopback(host: str) -> bool:
@@ -171,7 +177,7 @@ def _database_key() -> tuple[str, int, str]:
 def _server_processes(params: LoadParams) -> dict[int, str]:
     if params.server_pids:
         return cpu.with_descendants(params.server_pids)
-    return cpu.find_server(database=_database_key(), port=params.port)
+    return cpu.find_server(database=_database_key(), ports=params.ports)
 
 
 def _by_role(processes: dict[int, str]) -> dict[str, list[int]]:
@@ -223,6 +229,7 @@ def run_load_test(
             progress("warning: no daphne process of this database found; CPU figures will lack it")
         plan = Plan(
             base_url=params.base_url,
+            more_urls=params.urls[1:],
             load=load,
             walks=walks,
             duration=params.duration,

@@ -81,14 +81,17 @@ class Plan:
     ramp: float
     proctors: int
     drain: float
+    # More daphne processes of the same server (http://127.0.0.1:8711, ...):
+    # candidates and proctors dial them all in turn, as a proxy in front would.
+    more_urls: tuple[str, ...] = ()
 
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.base_url.removeprefix("http")
+    def url_for(self, index: int) -> str:
+        """The server the ``index``-th candidate (or proctor) dials."""
+        urls = (self.base_url, *self.more_urls)
+        return urls[index % len(urls)]
 
-    @property
-    def origin(self) -> str:
-        return self.base_url
+    def ws_url(self, index: int = 0) -> str:
+        return "ws" + self.url_for(index).removeprefix("http")
 
 
 @dataclass
@@ -223,10 +226,10 @@ class LoadRun:
         self.by_session.setdefault(run.session_id, []).append(run)
         return run
 
-    def _dial(self, path: str, headers: dict[str, str] | None = None) -> connect:
+    def _dial(self, path: str, headers: dict[str, str] | None = None, *, via: int = 0) -> connect:
         return connect(
-            self.plan.ws_url + path,
-            origin=self.plan.origin,
+            self.plan.ws_url(via) + path,
+            origin=self.plan.url_for(via),
             additional_headers=headers,
             compression=None,  # JPEGs do not compress; daphne does not negotiate it anyway
             proxy=None,
@@ -260,7 +263,7 @@ class LoadRun:
         ws: ClientConnection | None = None
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                ws = await self._dial(f"/ws/proctor/exams/{self.plan.load.code}/", headers)
+                ws = await self._dial(f"/ws/proctor/exams/{self.plan.load.code}/", headers, via=number)
                 first = json.loads(await ws.recv())
             if first.get("type") != "snapshot":
                 raise HandshakeRefused(f"first_message_{first.get('type')}")
@@ -355,7 +358,7 @@ class LoadRun:
         ws: ClientConnection | None = None
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                ws = await self._dial(f"/ws/take/{token}/?resume={page.resume}")
+                ws = await self._dial(f"/ws/take/{token}/?resume={page.resume}", via=page.index)
                 await self._await_status(page, ws)
         except TimeoutError:
             reason = f"no_status_within_{HANDSHAKE_TIMEOUT:g}s"

@@ -177,6 +177,33 @@ def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> No
     ]
 
 
+def test_it_starts_as_many_daphne_processes_as_asked_on_consecutive_ports(checkout: Path) -> None:
+    port = int(_free_port())
+    process = _run(checkout, _env(checkout, PORT=str(port), DAPHNE_PROCESSES="2", **SERVICES))
+    try:
+        assert _wait_for(lambda: sum(entry[0] == "child" for entry in _log(checkout)) == 4)
+        daphnes = sorted(
+            entry[2:] for entry in _log(checkout) if entry[0] == "server" and entry[2] == "daphne"
+        )
+        assert [d[d.index("-p") + 1] for d in daphnes] == [str(port), str(port + 1)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_GRACE_SECONDS + STUB_SECONDS) == 143
+        assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)))
+
+
+def test_it_refuses_a_daphne_count_that_is_not_a_number(checkout: Path) -> None:
+    process = subprocess.run(
+        [str(checkout / "bin/run")],
+        env=_env(checkout, PORT=_free_port(), DAPHNE_PROCESSES="two", **SERVICES),
+        timeout=30,
+        capture_output=True,
+        text=True,
+    )
+    assert process.returncode == 2 and "DAPHNE_PROCESSES must be a whole number" in process.stderr
+    assert not any(entry[0] == "server" for entry in _log(checkout))
+
+
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_it_stops_everything_on_a_signal(services_run, sig: signal.Signals, status: int) -> None:
     process, checkout, _ = services_run

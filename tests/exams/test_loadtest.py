@@ -214,8 +214,10 @@ def test_it_counts_only_the_server_processes_of_its_own_database():
         subprocess.Popen([*sleeper, "celery", "-A", "proctor", "worker"], env=theirs),
     ]
     try:
-        found = cpu.find_server(database=("127.0.0.1", 5432, "loadtest_ours"), port=8123)
+        found = cpu.find_server(database=("127.0.0.1", 5432, "loadtest_ours"), ports={8123})
         assert found == {procs[0].pid: "daphne", procs[1].pid: "worker"}
+        two = cpu.find_server(database=("127.0.0.1", 5432, "loadtest_ours"), ports={8123, 8124})
+        assert two == {procs[0].pid: "daphne", procs[1].pid: "worker", procs[2].pid: "daphne"}
         before = cpu.sample(found)
         assert set(cpu.used_between(before, cpu.sample(found))) == {"daphne", "worker"}
     finally:
@@ -370,7 +372,7 @@ def test_it_keeps_retrying_while_another_tab_holds_the_session(server_url, pools
 
     async def scenario() -> runner.Observations:
         async with connect(
-            f"{run.plan.ws_url}/ws/take/{token}/?resume=another-tab-0001", origin=server_url
+            f"{run.plan.ws_url()}/ws/take/{token}/?resume=another-tab-0001", origin=server_url
         ) as other_tab:
             assert json.loads(await other_tab.recv())["type"] == "status"
             task = asyncio.create_task(run.run())
@@ -500,6 +502,26 @@ def test_pages_the_server_retimed_together_do_not_stay_in_step(monkeypatch):
     assert _busiest_half_second(runner.FRAME_JITTER, monkeypatch) < 45
     # Without the jitter, the pace changes line most pages up, for good.
     assert _busiest_half_second(0.0, monkeypatch) > 60
+
+
+def test_it_spreads_candidates_over_several_daphne_processes_as_a_proxy_would():
+    params = LoadParams(url="http://127.0.0.1:8741, http://127.0.0.1:8742/", candidates=4, duration=60.0)
+    assert params.urls == ("http://127.0.0.1:8741", "http://127.0.0.1:8742") and params.ports == {8741, 8742}
+    plan = runner.Plan(
+        base_url=params.base_url,
+        more_urls=params.urls[1:],
+        load=None,
+        walks=[],
+        duration=60.0,
+        interval=2.0,
+        ramp=10.0,
+        proctors=1,
+        drain=0.0,
+    )
+    assert [plan.url_for(i) for i in range(4)] == [*params.urls, *params.urls]
+    assert plan.ws_url(1) == "ws://127.0.0.1:8742"
+    with pytest.raises(ValueError, match="this machine"):
+        LoadParams(url="http://127.0.0.1:8741,http://example.org:8742", candidates=4, duration=60.0)
 
 
 def test_the_settled_figures_start_once_every_stream_is_past_its_start():

@@ -22,7 +22,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", help="the server, e.g. http://127.0.0.1:8000 (this machine only)")
+        parser.add_argument(
+            "--url",
+            help="the server, e.g. http://127.0.0.1:8000 (this machine only); several daphne processes "
+            "of one server comma-separated, dialled in turn as a proxy would",
+        )
         parser.add_argument("--candidates", type=int, default=10)
         parser.add_argument("--duration", type=float, default=60.0, help="seconds from the first connect")
         parser.add_argument("--interval", type=float, default=2.0, help="seconds between frames")
