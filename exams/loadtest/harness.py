@@ -122,12 +122,15 @@ def _walks(params: LoadParams, pools: dict[str, list[bytes]]) -> list[frames.Fra
     return walks
 
 
-def settled_from(params: LoadParams) -> float | None:
+def settled_from(params: LoadParams, processes: dict[int, str]) -> float | None:
     """Seconds into the run after which every stream is past its start: the
     last candidate has connected (the ramp), its scripted episodes are over
     and its first identity check came (put off while the server runs behind),
     plus two frames. None if the streaming ends less than SETTLED_MIN_SECONDS
-    after that."""
+    after that, or if no worker process was found (embedded mode analyses in
+    daphne, whose CPU is not only analysis)."""
+    if "worker" not in processes.values():
+        return None
     start_over = max(frames.SCRIPT_END_SECONDS, FIRST_IDENTITY_WITHIN_SECONDS)
     at = params.ramp + start_over + 2 * params.interval
     return at if params.duration - at >= SETTLED_MIN_SECONDS else None
@@ -246,7 +249,7 @@ def run_load_test(
                 connection.close()  # a thread of its own: never leave its connection open
 
         loadavg_start = os.getloadavg()
-        settled = _SettledSample(settled_from(params), processes, load)
+        settled = _SettledSample(settled_from(params, processes), processes, load)
         before, client_before, machine_before = (
             cpu.sample(processes),
             _client_cpu(),

@@ -103,6 +103,8 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
         panel.legend(fontsize="small", loc="lower left" if panel is share else "upper left")
         if panel is not share:
             panel.set_ylim(bottom=0)
+    # Head room above the CPU lines for their five-line legend.
+    cpu.set_ylim(top=cpu.get_ylim()[1] * 1.5)
     first = results[0] if results else {"parameters": {}, "machine": {}}
     params, cpus = first["parameters"], first["machine"].get("cpus", "?")
     fig.suptitle(

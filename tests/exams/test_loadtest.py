@@ -526,11 +526,14 @@ def test_it_spreads_candidates_over_several_daphne_processes_as_a_proxy_would():
 
 def test_the_settled_figures_start_once_every_stream_is_past_its_start():
     params = LoadParams(url="http://127.0.0.1:8000", candidates=100, duration=60.0, ramp=10.0)
-    at = settled_from(params)
+    server = {1: "daphne", 2: "worker", 3: "worker"}
+    at = settled_from(params, server)
     # The last candidate connects at 10 s; its last episode ends 28 s later, then two frames.
     assert at == 10.0 + frames.SCRIPT_END_SECONDS + 2 * 2.0
     assert frames.SCRIPT_END_SECONDS == max(s for s, _ in frames.EPISODE_SCRIPT) + frames.EPISODE_SECONDS
-    assert settled_from(LoadParams(url=params.url, candidates=100, duration=50.0, ramp=10.0)) is None
+    short = LoadParams(url=params.url, candidates=100, duration=50.0, ramp=10.0)
+    assert settled_from(short, server) is None
+    assert settled_from(params, {1: "daphne"}) is None, "embedded mode: no worker to read"
 
 
 def test_the_settled_sample_counts_cpu_and_frames_from_its_moment_on(transactional_db):
