@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 def test_it_serves_a_small_exam_on_sqlite_without_a_locked_database(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
     env.update(VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="proctor.settings", PYTHONUNBUFFERED="1")
+    # A crash in native code (dlib, OpenCV, SQLite) then prints every thread's stack.
+    env["PYTHONFAULTHANDLER"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "tests.exams.analysis.sqlite_drill"],
         cwd=REPO,
