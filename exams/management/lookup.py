@@ -16,7 +16,11 @@ def add_candidate_arguments(parser) -> None:
     """--exam CODE and one of --token / --email, plus --by USERNAME for the audit."""
     parser.add_argument("--exam", required=True, metavar="CODE", help="The exam's code (a UUID).")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--token", help="The candidate's invitation token (the end of their link).")
+    which.add_argument(
+        "--token",
+        help="The candidate's invitation token (the end of their link). Write --token=VALUE: "
+        "a token may start with '-', which a separate argument would read as an option.",
+    )
     which.add_argument("--email", help="The candidate's email address on that exam.")
     parser.add_argument("--by", metavar="USERNAME", help="The staff user this is done for (audited).")
 
