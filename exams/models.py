@@ -170,6 +170,14 @@ class ExamSessionQuerySet(models.QuerySet):
         locked (``of=("self",)``): the candidate and exam rows stay free."""
         return self.select_for_update(of=("self",)).select_related("candidate__exam").get(pk=pk)
 
+    def locked_row(self, session: ExamSession) -> ExamSession:
+        """``session``'s own row reloaded and locked as ``locked`` does, its
+        candidate and exam kept from ``session`` instead of read again: for a
+        hot path that loaded them a moment before (half of its write's cost)."""
+        row = self.select_for_update().get(pk=session.pk)
+        row.candidate = session.candidate
+        return row
+
 
 class VerificationStatus(models.TextChoices):
     """Where the identity check before the exam stands; the message beside it says it in words."""

@@ -109,11 +109,8 @@ def analysis_record(
     None (and nothing written) if a frame as new or newer was stored."""
     with atomic_with_files():
         _commit_without_waiting_for_disk()
-        # Only the session's row is read again under the lock; its candidate and
-        # exam, loaded before the analysis, are not (half of this write's cost).
-        loaded = session
-        session = ExamSession.objects.select_for_update().get(pk=loaded.pk)
-        session.candidate = loaded.candidate
+        # The candidate and exam were loaded just before the analysis.
+        session = ExamSession.objects.locked_row(session)
         if seq <= session.last_frame_seq:
             return None
         session.analysis_state = state
