@@ -31,6 +31,11 @@ def _bench_ms(result: dict[str, Any]) -> float | None:
     return (result.get("bench") or {}).get("amortised_ms_per_frame")
 
 
+def _settled(result: dict[str, Any], key: str) -> float | None:
+    """A figure of the run's settled part (``cpu.settled``), if the run was long enough to have one."""
+    return ((result.get("cpu") or {}).get("settled") or {}).get(key)
+
+
 def _values(results: list[dict[str, Any]], get) -> list[float]:
     out = []
     for result in results:
@@ -76,7 +81,7 @@ def plot_capacity(results: list[dict[str, Any]], output: Path, *, title: str = "
     cpu.plot(x, _values(results, lambda r: r["cpu_seconds_per_analysed_frame"]), "o-", label="total")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["worker_per_analysed_frame_s"]), "s--", label="worker")
     cpu.plot(x, _values(results, lambda r: r["cpu"]["daphne_per_analysed_frame_s"]), "^:", label="daphne")
-    settled = _values(results, lambda r: (r["cpu"].get("settled") or {}).get("worker_per_analysed_frame_s"))
+    settled = _values(results, lambda r: _settled(r, "worker_per_analysed_frame_s"))
     if any(v == v for v in settled):  # not all NaN: the runs were long enough to settle
         cpu.plot(x, settled, "d--", label="worker, streams settled")
     bench = [ms / 1000 for ms in _values(results, _bench_ms)]  # NaN where a run had no bench
@@ -146,7 +151,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             f"| {r['episodes_alerted']} of {r['episodes']} "
             f"| {_cell(None if worker is None else worker * 1000, 1)} "
             f"| {_cell(bench, 1)} | {_cell(cpu.get('live_vs_bench'), 2)} "
-            f"| {_cell((cpu.get('settled') or {}).get('live_vs_bench'), 2)} "
+            f"| {_cell(_settled(r, 'live_vs_bench'), 2)} "
             f"| {_cell(None if daphne is None else daphne * 1000, 1)} "
             f"| {_cell(r.get('slowed_down'))} |"
         )
