@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formataddr
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from exams.models import Candidate
 from exams.services.audit import audit_record
+from exams.services.roster import control_character
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,6 @@ def _bad_address(candidate: Candidate) -> str:
         validate_email(candidate.email)
     except ValidationError:
         return "not a valid email address"
-    if any(unicodedata.category(c) == "Cc" for c in candidate.name):
+    if control_character(candidate.name):
         return "the name contains a control character"
     return ""
