@@ -305,3 +305,61 @@ def test_the_purge_leaves_no_chat_picture_or_distance_and_counts_each_exam(
     assert tables_holding(*said) == {}
     assert tables_holding("[[128, 128") == {}, "the stream state's grey picture"
     assert services.exams_purge_expired()["exams"] == 0, "once per exam"
+
+
+@pytest.mark.django_db
+def test_the_migration_scrubs_old_rows_no_erasure_could_reach(exam, candidate, proctor):
+    """Old rows of a candidate still on the exam keep their email until that
+    candidate is erased (erasure finds them by it); an email of nobody on the
+    exam, a label of an already erased candidate, and staff text about an
+    erased or deleted session are scrubbed when 0011 runs."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("exams.migrations.0011_audit_privacy")
+    gone = Candidate.objects.create(exam=exam, name="Gone Person", email="gone@example.org")
+    gone_session = ExamSession.objects.create(candidate=gone)
+    Candidate.objects.filter(pk=gone.pk).update(
+        name="Erased candidate", email="erased-1@erased.invalid", erased_at=timezone.now()
+    )
+    rows = {
+        "kept": AuditEntry.objects.create(
+            action="invitation_sent", exam=exam, session=candidate.session, details={"email": candidate.email}
+        ),
+        "kept_text": AuditEntry.objects.create(
+            action="proctor_warn", session=candidate.session, exam=exam, details={"text": "Barack, sit up"}
+        ),
+        "exam_wide": AuditEntry.objects.create(
+            action="proctor_message_all", exam=exam, details={"text": "Ten minutes left", "sessions": 2}
+        ),
+        "refused_row": AuditEntry.objects.create(
+            action="roster_row_import", exam=exam, details={"email": "typo@example.org", "error": ""}
+        ),
+        "erased_email": AuditEntry.objects.create(
+            action="invitation_sent", exam=exam, session=gone_session, details={"email": "gone@example.org"}
+        ),
+        "erased_label": AuditEntry.objects.create(
+            action="exam_start", actor_label="candidate:gone@example.org", exam=exam, session=gone_session
+        ),
+        "erased_text": AuditEntry.objects.create(
+            action="proctor_end", session=gone_session, exam=exam, details={"text": "Gone had notes"}
+        ),
+        "deleted_session": AuditEntry.objects.create(
+            action="session_violation",
+            exam=exam,
+            details={"note": "Someone's brother", "result": "violation"},
+        ),
+    }
+
+    migration._scrub_unreachable(apps, None)
+
+    after = {name: AuditEntry.objects.get(pk=row.pk) for name, row in rows.items()}
+    assert after["kept"].details == {"email": candidate.email}
+    assert after["kept_text"].details == {"text": "Barack, sit up"}
+    assert after["exam_wide"].details == {"text": "Ten minutes left", "sessions": 2}
+    assert after["refused_row"].details == {"email": "[erased]", "error": ""}
+    assert after["erased_email"].details == {"email": "[erased]"}
+    assert after["erased_label"].actor_label == "candidate:[erased]"
+    assert after["erased_text"].details == {"text": "[erased]"}
+    assert after["deleted_session"].details == {"note": "[erased]", "result": "violation"}
