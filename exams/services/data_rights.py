@@ -139,7 +139,7 @@ def candidate_export(
             "exported_at": timezone.now(),
             "candidate": person,
             "exam": {"code": candidate.exam.code, "title": candidate.exam.title},
-            "session": _row(session) if session else None,
+            "session": _session_row(session) if session else None,
             "events": event_rows,
             # Staff are not named (who decided or wrote is the institution's
             # record, not data about the candidate): rows say "reviewer",
@@ -181,6 +181,17 @@ def _audit_about(candidate: Candidate, session: ExamSession | None) -> Q:
     if session is not None:
         about |= Q(session=session)
     return about
+
+
+# Before the default reason stopped naming the proctor, it was this plus a username.
+_OLD_PROCTOR_REASON = "ended by proctor "
+
+
+def _session_row(session: ExamSession) -> dict[str, Any]:
+    row = _row(session)
+    if row["end_reason"].startswith(_OLD_PROCTOR_REASON):
+        row["end_reason"] = "ended by a proctor"
+    return row
 
 
 def _actor_for_candidate(entry: AuditEntry) -> str:

@@ -151,6 +151,8 @@ def test_it_exports_every_audit_row_about_the_candidate_and_names_no_staff(
     for user, username in ((proctor, "ms_hopper"), (reviewer, "mr_turing")):
         user.username = username
         user.save(update_fields=["username"])
+    # The default reason of older releases named the proctor.
+    ExamSession.objects.filter(candidate=candidate).update(end_reason="ended by proctor ms_hopper")
     out = tmp_path / "export.zip"
     with open(out, "wb") as handle:
         services.candidate_export(candidate=candidate, out=handle, actor_label="cli")
@@ -170,6 +172,7 @@ def test_it_exports_every_audit_row_about_the_candidate_and_names_no_staff(
     assert {a["actor_label"] for a in data["audit"]} == {"staff"}, "every row here is by staff"
     assert {m["author"] for m in data["messages"]} == {"", "proctor"}
     assert data["decisions"][0]["reviewer"] == "reviewer"
+    assert data["session"]["end_reason"] == "ended by a proctor"
     assert any(NAME in m["text"] for m in data["messages"]), "their own data is all there"
 
 
