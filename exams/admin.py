@@ -175,6 +175,14 @@ class CandidateAdmin(admin.ModelAdmin):
             raise Http404("no such candidate")
         if not self.has_view_permission(request, candidate):
             raise PermissionDenied("no permission to view this candidate")
+        if candidate.reference_photo:  # audited like the reviewers' and proctors' views
+            services.audit_view(
+                action="reference_view",
+                actor=request.user,
+                subject=f"candidate:{candidate.pk}",
+                exam=candidate.exam,
+                session=getattr(candidate, "session", None),
+            )
         return review.image_response(candidate.reference_photo)
 
     @admin.display(boolean=True, description="face on file")

@@ -21,6 +21,9 @@ urlpatterns = [
     path(
         "proctor/sessions/<uuid:public_id>/thumbnail.jpg", proctor.proctor_thumbnail, name="proctor_thumbnail"
     ),
+    path(
+        "proctor/sessions/<uuid:public_id>/reference.jpg", proctor.proctor_reference, name="proctor_reference"
+    ),
     path("proctor/sessions/<uuid:public_id>/action", proctor.proctor_action, name="proctor_action"),
     path(
         "proctor/sessions/<uuid:public_id>/extra-time", proctor.proctor_extra_time, name="proctor_extra_time"

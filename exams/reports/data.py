@@ -61,15 +61,30 @@ def proctor_action_rows(session: ExamSession) -> list[dict[str, Any]]:
     entries = getattr(session, "proctor_actions", None)
     if entries is None:
         entries = session.audit.filter(action__startswith=PROCTOR_ACTION_PREFIX).order_by("created_at", "pk")
+    texts = {m.pk: m.text for m in session.messages.all()}
     return [
         {
             "at": _iso(a.created_at),
             "by": a.actor_label,
             "action": a.action.removeprefix(PROCTOR_ACTION_PREFIX),
-            "details": a.details,
+            "details": _with_words(session, a, texts),
         }
         for a in entries
     ]
+
+
+def _with_words(session: ExamSession, entry: AuditEntry, texts: dict[int, str]) -> dict[str, Any]:
+    """An audited proctor action's details with the proctor's words put back:
+    the audit points to them (a Message, the session's end_reason) instead of
+    holding them, so that erasure can blank them. Older rows hold them."""
+    details = dict(entry.details)
+    if "text" in details:
+        return details
+    if "message" in details:
+        details["text"] = texts.get(details["message"], "")
+    elif entry.action == f"{PROCTOR_ACTION_PREFIX}end" and session.end_reason:
+        details["text"] = session.end_reason
+    return details
 
 
 def exam_report(exam: Exam, *, site_url: str = "") -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Q, QuerySet
 
 from exams import limits
 from exams.models import AuditEntry, Exam, ExamSession
@@ -84,6 +85,42 @@ def audit_anonymous_refusal(*, action: str, reason: str) -> bool:
         details["refused_last_minute"] = before
     audit_record(action=action, actor_label="anonymous", details=details)
     return True
+
+
+# Details keys that older rows (and only older rows) used for personal data: the
+# candidate's email, and free text by staff (a proctor's message or reason, a
+# reviewer's note). New rows point to the row that holds the words (a Message,
+# the session's end_reason, a ReviewDecision) by id instead. The append-only
+# trigger (migration 0011) lets an UPDATE replace these keys' values by
+# ERASED_VALUE, and nothing else, so an erasure reaches old rows too.
+ERASABLE_KEYS = ("email", "text", "note")
+ERASED_VALUE = "[erased]"
+
+
+# Rows older still (before candidate_label) named the candidate by email.
+ERASED_CANDIDATE_LABEL = "candidate:[erased]"
+
+
+def audit_scrub(
+    *, entries: QuerySet[AuditEntry], keys: tuple[str, ...] = ERASABLE_KEYS, email: str = ""
+) -> int:
+    """Replace the personal ``keys`` of ``entries``' details by ERASED_VALUE, and
+    an actor label ``candidate:<email>`` by ERASED_CANDIDATE_LABEL: the only
+    changes the append-only audit allows to its rows' contents. Returns how many
+    rows changed; a row already scrubbed is left as it is."""
+    changed = 0
+    if email:
+        changed = entries.filter(actor_label__iexact=f"candidate:{email}").update(
+            actor_label=ERASED_CANDIDATE_LABEL
+        )
+    holding = Q()
+    for name in keys:
+        holding |= Q(details__has_key=name) & ~Q(**{f"details__{name}": ERASED_VALUE})
+    for pk, details in entries.filter(holding).values_list("pk", "details"):
+        scrubbed = {k: (ERASED_VALUE if k in keys else v) for k, v in details.items()}
+        # update(), not save(): AuditEntry.save() refuses stored rows on purpose.
+        changed += AuditEntry.objects.filter(pk=pk).update(details=scrubbed)
+    return changed
 
 
 def candidate_label(session: ExamSession) -> str:

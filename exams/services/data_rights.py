@@ -18,11 +18,18 @@ audit trail stay whole:
   one-email-per-candidate rule still holds), the external id is blanked and
   the invitation token is replaced, so the old link no longer works;
 - blanked: the text of every message in the session (the candidate's own
-  words, and the proctors' words to them, which often name them);
+  words, and the proctors' words to them, which often name them), a
+  proctor's reason for ending the attempt (``end_reason``; "time up" stays),
+  reviewers' notes, the admin history's name of the candidate, and, in audit
+  rows written before the audit named candidates by id only, the email and
+  staff's words (the one change the append-only trigger allows, 0011);
 - kept: the session's states and times, events without their pictures,
-  review decisions (the institution's record of the outcome) and the audit
-  log, to which a ``candidate_erased`` entry says who erased whom (by id) and
-  what went.
+  review decisions without their notes (the institution's record of the
+  outcome) and the audit log, to which a ``candidate_erased`` entry says who
+  erased whom (by id) and what went.
+
+The export names no staff: reviewers, proctors and audit actors appear as
+"reviewer", "proctor" or "staff".
 
 An attempt in progress is not erased: its frames are still arriving.
 """
@@ -45,7 +52,7 @@ from django.utils import timezone
 
 from exams import live
 from exams.models import AuditEntry, Candidate, Event, EventFrame, ExamSession, Message, ReviewDecision
-from exams.services.audit import audit_record
+from exams.services.audit import audit_record, audit_scrub
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +110,7 @@ def candidate_export(
     candidate = Candidate.objects.select_related("exam").get(pk=candidate.pk)
     session = ExamSession.objects.filter(candidate=candidate).first()
     events = list(Event.objects.filter(session=session).prefetch_related("frames")) if session else []
-    about = Q(details__candidate=candidate.pk)
-    if session is not None:
-        about |= Q(session=session)
+    about = _audit_about(candidate, session)
     counts = {"events": len(events), "files": 0}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         person = _row(candidate, skip=("token",))
@@ -118,7 +123,7 @@ def candidate_export(
             counts["files"] += bool(person["reference_photo_file"])
         event_rows = []
         for event in events:
-            row = _row(event)
+            row = _row(event, skip=("acknowledged_by",))
             if event.evidence:
                 row["evidence_file"] = _add_file(
                     archive, event.evidence.name, f"evidence/{event.public_id}{_suffix(event.evidence.name)}"
@@ -134,22 +139,25 @@ def candidate_export(
             "exported_at": timezone.now(),
             "candidate": person,
             "exam": {"code": candidate.exam.code, "title": candidate.exam.title},
-            "session": _row(session) if session else None,
+            "session": _session_row(session) if session else None,
             "events": event_rows,
+            # Staff are not named (who decided or wrote is the institution's
+            # record, not data about the candidate): rows say "reviewer",
+            # "proctor" or "staff" instead of a username or a user id.
             "decisions": [
-                {**_row(d), "reviewer": d.reviewer.get_username()}
-                for d in ReviewDecision.objects.filter(session=session).select_related("reviewer")
+                {**_row(d, skip=("reviewer",)), "reviewer": "reviewer"}
+                for d in ReviewDecision.objects.filter(session=session)
             ]
             if session
             else [],
             "messages": [
-                {**_row(m), "author": m.author_name}
-                for m in Message.objects.filter(session=session).select_related("author")
+                {**_row(m, skip=("author",)), "author": "proctor" if m.author_id else ""}
+                for m in Message.objects.filter(session=session)
             ]
             if session
             else [],
             "audit": [
-                {k: v for k, v in _row(a).items() if k != "actor_id"}
+                {**_row(a, skip=("actor",)), "actor_label": _actor_for_candidate(a)}
                 for a in AuditEntry.objects.filter(about).order_by("created_at", "pk")
             ],
         }
@@ -165,12 +173,64 @@ def candidate_export(
     return counts
 
 
+def _audit_about(candidate: Candidate, session: ExamSession | None) -> Q:
+    """Every audit row about ``candidate``: their session's, the rows that name
+    them by id (roster import, invitations, export, erasure), and rows written
+    before the audit named candidates by id, which hold their email."""
+    about = Q(details__candidate=candidate.pk) | Q(exam=candidate.exam, details__email=candidate.email)
+    if session is not None:
+        about |= Q(session=session)
+    return about
+
+
+# Before the default reason stopped naming the proctor, it was this plus a username.
+_OLD_PROCTOR_REASON = "ended by proctor "
+
+
+def _session_row(session: ExamSession) -> dict[str, Any]:
+    row = _row(session)
+    if row["end_reason"].startswith(_OLD_PROCTOR_REASON):
+        row["end_reason"] = "ended by a proctor"
+    return row
+
+
+def _actor_for_candidate(entry: AuditEntry) -> str:
+    """Who did it, as the candidate's export says it: the candidate's own label
+    or "system" as they are, anyone else as "staff"."""
+    label = entry.actor_label
+    if entry.actor_id is None and (label.startswith("candidate:") or label in ("system", "anonymous")):
+        return label
+    return "staff"
+
+
 def _delete_files(names: list[str]) -> None:
     for name in names:
         try:
             default_storage.delete(name)
         except OSError:
             log.warning("could not delete %s while erasing a candidate", name, exc_info=True)
+
+
+def _end_reason(session: ExamSession) -> str:
+    """What is left of how the attempt ended: "time up" says nothing about the
+    person and the report reads it; a proctor's reason is their words about the
+    candidate, and goes."""
+    if session.end_reason in ("", ExamSession.TIME_UP):
+        return session.end_reason
+    return ERASED_TEXT
+
+
+def _admin_history_forget(candidate: Candidate, session: ExamSession | None) -> None:
+    """The admin's history names an object as it was when changed ("Barack Obama
+    <barack@...>"): such rows keep the change, not the name."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    objects = [(Candidate, candidate.pk)] + ([(ExamSession, session.pk)] if session is not None else [])
+    for model, pk in objects:
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(model), object_id=str(pk)
+        ).update(object_repr=f"{model._meta.verbose_name} {pk} (erased)", change_message="")
 
 
 def candidate_erase(*, candidate: Candidate, actor=None, actor_label: str = "") -> dict[str, int]:
@@ -202,6 +262,7 @@ def candidate_erase(*, candidate: Candidate, actor=None, actor_label: str = "") 
         clips.delete()
         # update(), not save(): nothing here goes through django-cleanup, the
         # files are deleted below, after commit, by this function itself.
+        about = _audit_about(candidate, session)
         Candidate.objects.filter(pk=candidate.pk).update(
             name=ERASED_NAME,
             email=f"erased-{uuid.uuid4().hex}@erased.invalid",
@@ -214,9 +275,20 @@ def candidate_erase(*, candidate: Candidate, actor=None, actor_label: str = "") 
         )
         if session is not None:
             ExamSession.objects.filter(pk=session.pk).update(
-                analysis_state={}, verification_distance=None, connection_channel=""
+                analysis_state={},
+                verification_distance=None,
+                connection_channel="",
+                end_reason=_end_reason(session),
             )
             counts["messages"] = Message.objects.filter(session=session).update(text=ERASED_TEXT)
+            counts["notes"] = (
+                ReviewDecision.objects.filter(session=session).exclude(note="").update(note=ERASED_TEXT)
+            )
+        # Rows written before the audit named candidates by id hold their email
+        # or staff's words about them; the append-only trigger lets exactly
+        # those values be replaced (migration 0011).
+        counts["audit_rows"] = audit_scrub(entries=AuditEntry.objects.filter(about), email=candidate.email)
+        _admin_history_forget(candidate, session)
         audit_record(
             action="candidate_erased",
             actor=actor,

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from email.utils import formataddr
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
+from django.core.validators import validate_email
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from exams.models import Candidate
 from exams.services.audit import audit_record
+from exams.services.roster import control_character
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +93,41 @@ def invitations_send(
     now = timezone.now()
     connection = get_connection()
     for candidate in candidates:
-        reason = _why_not(candidate, now)
+        reason = _why_not(candidate, now) or _bad_address(candidate)
         if not reason:
             try:
                 _message(candidate, connection).send()
             except (smtplib.SMTPException, OSError) as exc:
-                log.warning("invitation to %s failed: %s", candidate.email, exc)
+                log.warning("invitation to candidate %s failed: %s", candidate.pk, exc.__class__.__name__)
                 reason = f"the mail server refused it ({exc.__class__.__name__})"
+            except ValueError as exc:
+                # Django refuses an address or header it cannot encode (BadHeaderError
+                # is a ValueError) before the server sees it: this row's problem only.
+                log.warning("invitation to candidate %s refused: %s", candidate.pk, exc.__class__.__name__)
+                reason = "the address cannot be used in an email"
         if reason:
             result.skipped.append((candidate.email, reason))
         else:
             result.sent.append(candidate.email)
+        # By id, never the email: the audit is append-only and outlives erasure.
         audit_record(
             action="invitation_sent" if not reason else "invitation_not_sent",
             actor=actor,
             actor_label=actor_label,
             exam=candidate.exam,
             session=getattr(candidate, "session", None),
-            details={"email": candidate.email, **({"reason": reason} if reason else {})},
+            details={"candidate": candidate.pk, **({"reason": reason} if reason else {})},
         )
     return result
+
+
+def _bad_address(candidate: Candidate) -> str:
+    """Why the candidate's address cannot be written to, or "": a row the roster
+    would refuse today may have been stored before (or edited in the admin)."""
+    try:
+        validate_email(candidate.email)
+    except ValidationError:
+        return "not a valid email address"
+    if control_character(candidate.name):
+        return "the name contains a control character"
+    return ""

@@ -40,13 +40,10 @@ def proctor_act(
         elif not session.is_live:
             raise IllegalTransition("the exam is not in progress, so the candidate would not see it")
         elif action == "end":
-            session.terminate(now=now, reason=text or f"ended by proctor {actor.get_username()}")
+            # Who ended it is the audit row's actor; the reason names nobody on staff.
+            session.terminate(now=now, reason=text or "ended by a proctor")
             session.save()
             events_close_open(session=session)
-        details: dict[str, Any] = {"text": text}
-        if exam_wide:
-            details["exam_wide"] = True
-        audit_record(action=f"proctor_{action}", actor=actor, session=session, details=details)
         message = None
         if action in ("warn", "message"):
             message = Message.objects.create(
@@ -56,6 +53,13 @@ def proctor_act(
                 author=actor,
                 text=text or DEFAULT_WARNING,
             )
+        # The proctor's words are not copied into the append-only audit: they
+        # live in the Message (or, for "end", the session's end_reason), which
+        # erasure and the retention purge can blank, and the row points there.
+        details: dict[str, Any] = {"message": message.pk} if message is not None else {}
+        if exam_wide:
+            details["exam_wide"] = True
+        audit_record(action=f"proctor_{action}", actor=actor, session=session, details=details)
     payload: dict[str, Any] = {"type": action, "text": message.text if message else text, "from": "proctor"}
     if action == "end":
         payload = {"type": "ended", "state": session.state, "text": text or "A proctor ended your exam."}
@@ -89,7 +93,8 @@ def exam_act(*, exam: Exam, actor, action: str, text: str = "") -> int:
         except IllegalTransition:  # it finished meanwhile
             continue
         done += 1
-    audit_record(action=f"proctor_{action}", actor=actor, exam=exam, details={"text": text, "sessions": done})
+    # The text is in each attempt's Message, which that attempt's row points to.
+    audit_record(action=f"proctor_{action}", actor=actor, exam=exam, details={"sessions": done})
     return done
 
 

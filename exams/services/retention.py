@@ -12,11 +12,13 @@ from pathlib import Path
 
 from django.apps import apps
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from exams.models import Event, EventFrame, Exam
-from exams.services.audit import audit_record
+from exams import live
+from exams.models import AuditEntry, Event, EventFrame, Exam, ExamSession, Message
+from exams.services.audit import audit_record, audit_scrub
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,12 @@ log = logging.getLogger(__name__)
 def exams_purge_expired(
     *, now: datetime | None = None, progress: Callable[[str], None] | None = None, dry_run: bool = False
 ) -> dict[str, int]:
-    """Delete evidence frames and clips, reference photos and face encodings of exams past retention.
+    """Delete, for each exam past retention, its evidence frames and clips,
+    reference photos and face encodings, the chat (messages are blanked, so the
+    record that one was sent stays), and the stream state of the live analysis
+    (a small grey picture of the last frame, identity distances) with the
+    verification's distance. Each exam's own audit row counts what went from it;
+    the totals add up all exams.
 
     Idempotent and resumable: each file is deleted and its row cleared in a
     small transaction, so an interrupted purge picks up where it stopped.
@@ -32,48 +39,83 @@ def exams_purge_expired(
     with what would go, and the totals count it.
     """
     now = now or timezone.now()
-    totals = {"exams": 0, "evidence_files": 0, "clip_frames": 0, "reference_photos": 0}
+    totals = {"exams": 0, **dict.fromkeys(PURGE_COUNTS, 0)}
     due = [
         e for e in Exam.objects.filter(purged_at__isnull=True, closes_at__lt=now) if e.purge_after() <= now
     ]
     for exam in due:
-        events = Event.objects.filter(session__candidate__exam=exam).exclude(evidence="")
+        counts = _purge_dry(exam) if dry_run else _purge(exam, progress)
+        totals["exams"] += 1
+        for name in PURGE_COUNTS:
+            totals[name] += counts[name]
         if dry_run:
-            evidence = events.count()
-            photos = exam.candidates.exclude(reference_photo="").count()
-            clips = EventFrame.objects.filter(event__session__candidate__exam=exam).count()
-            totals["exams"] += 1
-            totals["evidence_files"] += evidence
-            totals["clip_frames"] += clips
-            totals["reference_photos"] += photos
             if progress:
                 progress(
                     f"would purge {exam.title} ({exam.code}): "
-                    f"{evidence} evidence files, {clips} clip frames, {photos} reference photos"
+                    f"{counts['evidence_files']} evidence files, {counts['clip_frames']} clip frames, "
+                    f"{counts['reference_photos']} reference photos, {counts['messages']} messages"
                 )
             continue
-        total = events.count()
-        for done, event in enumerate(events.iterator(), start=1):
-            event.evidence.delete(save=True)
-            totals["evidence_files"] += 1
-            if progress and (done % 100 == 0 or done == total):
-                progress(f"{exam.title}: {done}/{total} evidence files deleted")
-        # A clip frame is nothing without its picture: the file and the row go together.
-        for frame in EventFrame.objects.filter(event__session__candidate__exam=exam).iterator():
-            frame.image.delete(save=False)
-            frame.delete()
-            totals["clip_frames"] += 1
-        for candidate in exam.candidates.all():
-            if candidate.reference_photo:
-                candidate.reference_photo.delete(save=False)
-                totals["reference_photos"] += 1
-            candidate.reference_encodings = []
-            candidate.save(update_fields=["reference_photo", "reference_encodings"])
         exam.purged_at = now
         exam.save(update_fields=["purged_at"])
-        audit_record(action="retention_purge", exam=exam, details=dict(totals))
-        totals["exams"] += 1
+        audit_record(action="retention_purge", exam=exam, details=counts)
     return totals
+
+
+# What the purge counts, per exam in its audit row and in total.
+PURGE_COUNTS = ("evidence_files", "clip_frames", "reference_photos", "messages", "sessions")
+PURGED_TEXT = "[deleted after retention]"
+
+
+def _sessions(exam: Exam):
+    return ExamSession.objects.filter(candidate__exam=exam)
+
+
+def _analysis_held(exam: Exam):
+    """The exam's sessions still holding analysis state or a verification distance."""
+    return _sessions(exam).filter(~Q(analysis_state={}) | Q(verification_distance__isnull=False))
+
+
+def _purge_dry(exam: Exam) -> dict[str, int]:
+    return {
+        "evidence_files": Event.objects.filter(session__candidate__exam=exam).exclude(evidence="").count(),
+        "clip_frames": EventFrame.objects.filter(event__session__candidate__exam=exam).count(),
+        "reference_photos": exam.candidates.exclude(reference_photo="").count(),
+        "messages": Message.objects.filter(session__candidate__exam=exam).exclude(text=PURGED_TEXT).count(),
+        "sessions": _analysis_held(exam).count(),
+    }
+
+
+def _purge(exam: Exam, progress: Callable[[str], None] | None) -> dict[str, int]:
+    """Purge one exam; what went, counted. A rerun after an interruption counts
+    only what it still found."""
+    counts = dict.fromkeys(PURGE_COUNTS, 0)
+    events = Event.objects.filter(session__candidate__exam=exam).exclude(evidence="")
+    total = events.count()
+    for done, event in enumerate(events.iterator(), start=1):
+        event.evidence.delete(save=True)
+        counts["evidence_files"] += 1
+        if progress and (done % 100 == 0 or done == total):
+            progress(f"{exam.title}: {done}/{total} evidence files deleted")
+    # A clip frame is nothing without its picture: the file and the row go together.
+    for frame in EventFrame.objects.filter(event__session__candidate__exam=exam).iterator():
+        frame.image.delete(save=False)
+        frame.delete()
+        counts["clip_frames"] += 1
+    for candidate in exam.candidates.all():
+        if candidate.reference_photo:
+            candidate.reference_photo.delete(save=False)
+            counts["reference_photos"] += 1
+        candidate.reference_encodings = []
+        candidate.save(update_fields=["reference_photo", "reference_encodings"])
+    with transaction.atomic():
+        chat = Message.objects.filter(session__candidate__exam=exam).exclude(text=PURGED_TEXT)
+        counts["messages"] = chat.update(text=PURGED_TEXT)
+        counts["sessions"] = _analysis_held(exam).update(analysis_state={}, verification_distance=None)
+        # Audit rows from before the audit pointed to messages hold their text.
+        audit_scrub(entries=AuditEntry.objects.filter(session__candidate__exam=exam), keys=("text",))
+    live.pictures_forget([str(p) for p in _sessions(exam).values_list("public_id", flat=True)])
+    return counts
 
 
 # A file younger than this is never swept, even with no row pointing at it:

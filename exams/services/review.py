@@ -29,14 +29,15 @@ def event_review(*, event: Event, reviewer, decision: str, note: str = "") -> Ev
         confirmed = decision == ReviewDecision.Decision.CONFIRM
         event.review_status = Event.Review.CONFIRMED if confirmed else Event.Review.DISMISSED
         event.save(update_fields=["review_status"])
-        ReviewDecision.objects.create(
+        row = ReviewDecision.objects.create(
             session=event.session, event=event, reviewer=reviewer, decision=decision, note=note
         )
+        # The note stays in the decision (erasure blanks it), not in the append-only audit.
         audit_record(
             action=f"event_{decision}",
             actor=reviewer,
             session=event.session,
-            details={"event": str(event.public_id), "type": event.type, "note": note},
+            details={"event": str(event.public_id), "type": event.type, "decision": row.pk},
         )
     return event
 
@@ -55,7 +56,7 @@ def session_review(*, session: ExamSession, reviewer, outcome: str, note: str = 
         session = ExamSession.objects.locked(session.pk)
         if session.state not in (ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED):
             raise IllegalTransition(f"a session that is {session.state} cannot be reviewed")
-        ReviewDecision.objects.create(session=session, reviewer=reviewer, decision=outcome, note=note)
+        row = ReviewDecision.objects.create(session=session, reviewer=reviewer, decision=outcome, note=note)
         if outcome == ReviewDecision.Decision.CLEAR:
             session.clear(now=now)
             session.save()
@@ -70,7 +71,7 @@ def session_review(*, session: ExamSession, reviewer, outcome: str, note: str = 
             action=f"session_{outcome}",
             actor=reviewer,
             session=session,
-            details={"note": note, "result": result},
+            details={"decision": row.pk, "result": result},
         )
     return result
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import stat
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.files.base import ContentFile
-from django.core.validators import ProhibitNullCharactersValidator, validate_email
+from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, transaction
 
 from detection.core import DetectionError, decode_image, encode_reference
@@ -200,6 +201,23 @@ class CandidateDraft:
     existing: Candidate | None = None
 
 
+# Characters a name is never made of: C0/C1 controls and DEL (NUL, which
+# PostgreSQL refuses, a tab or line break that breaks an email header or a CSV
+# line), line and paragraph separators, and the bidirectional overrides and
+# isolates that make a name display as something else.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_CONTROL_NAMES = {"\x00": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return", "\x7f": "DEL"}
+
+
+def control_character(value: str) -> str:
+    """The first control character in ``value``, named for the person fixing
+    the roster ("tab", "U+202E"), or "" if there is none."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            return _CONTROL_NAMES.get(char, f"U+{ord(char):04X}")
+    return ""
+
+
 def _field_errors(exc: ValidationError) -> str:
     labels = {"name": "name", "email": "email address", "exam": "exam"}
     parts = []
@@ -228,10 +246,10 @@ def candidate_check(
     except ValidationError:
         raise RosterError(f"{email!r} is not a valid email address") from None
     for label, value in (("name", name), ("email address", email)):
-        try:
-            ProhibitNullCharactersValidator()(value)  # PostgreSQL refuses NUL in text
-        except ValidationError:
-            raise RosterError(f"{label} contains a NUL character") from None
+        if bad := control_character(value):
+            raise RosterError(
+                f"{label} contains a control character ({bad}); a name or address is one line of plain text"
+            )
     existing = candidate_on_exam(exam=exam, email=email)
     if existing is not None:
         if _same_name(existing.name, name):

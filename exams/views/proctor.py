@@ -18,6 +18,7 @@ from exams.access import (
     is_proctor,
 )
 from exams.models import ExamSession, IllegalTransition
+from exams.views.review import reference_response
 
 
 @login_required
@@ -67,6 +68,14 @@ def proctor_thumbnail(request: HttpRequest, public_id) -> HttpResponse:
     response = HttpResponse(data, content_type="image/jpeg")
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+def proctor_reference(request: HttpRequest, public_id) -> HttpResponse:
+    """The candidate's reference photo, for the proctor to compare with the live
+    picture; audited like the reviewers' view of it."""
+    session = get_session_for_proctor(request.user, public_id)
+    return reference_response(request, session)
 
 
 @require_POST

@@ -227,7 +227,9 @@ def review_next(request: HttpRequest) -> HttpResponse:
 
 
 def image_response(field) -> FileResponse:
-    """A stored picture, privately cached; 404 once purged or missing."""
+    """A stored picture of a candidate, never kept by the browser or a proxy
+    (``no-store``: the next viewer of a shared computer must not find it in the
+    cache); 404 once purged or missing."""
     if not field:
         raise Http404("no picture (none taken, or purged after retention)")
     try:
@@ -236,24 +238,47 @@ def image_response(field) -> FileResponse:
         raise Http404("picture file missing") from None
     content_type = mimetypes.guess_type(field.name)[0] or "image/jpeg"
     response = FileResponse(handle, content_type=content_type)
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "no-store"
     return response
+
+
+def reference_response(request: HttpRequest, session: ExamSession) -> FileResponse:
+    """The candidate's reference photo, audited like evidence (once per viewer
+    and session per 10 min); the caller has checked access."""
+    photo = session.candidate.reference_photo
+    if photo:
+        services.audit_view(
+            action="reference_view",
+            actor=request.user,
+            subject=str(session.public_id),
+            session=session,
+            details={"unverified": session.candidate.reference_unverified},
+        )
+    return image_response(photo)
 
 
 @login_required
 def review_reference(request: HttpRequest, public_id) -> HttpResponse:
     """The candidate's reference photo, for the reviewer to compare with the evidence."""
     session = get_session_for_reviewer(request.user, public_id)
-    return image_response(session.candidate.reference_photo)
+    return reference_response(request, session)
 
 
 @login_required
 def evidence_frame(request: HttpRequest, public_id, index: int) -> HttpResponse:
-    """Frame ``index`` (from 0) of an event's clip."""
+    """Frame ``index`` (from 0) of an event's clip, audited like the evidence:
+    once per viewer and clip per 10 min (a clip is watched frame by frame)."""
     event = get_event_for_staff(request.user, public_id)
     frame = event.frames.all()[index : index + 1].first()
     if frame is None:
         raise Http404("no such clip frame")
+    services.audit_view(
+        action="clip_view",
+        actor=request.user,
+        subject=str(event.public_id),
+        session=event.session,
+        details={"event": str(event.public_id), "type": event.type},
+    )
     return image_response(frame.image)
 
 
@@ -269,13 +294,7 @@ def evidence(request: HttpRequest, public_id) -> HttpResponse:
         session=event.session,
         details={"event": str(event.public_id), "type": event.type},
     )
-    try:
-        handle = event.evidence.open("rb")
-    except FileNotFoundError:
-        raise Http404("evidence file missing") from None
-    response = FileResponse(handle, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(event.evidence)
 
 
 @login_required

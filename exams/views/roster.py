@@ -75,6 +75,7 @@ def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
     email = request.POST.get("email", "").strip().lower()
     photo = request.FILES.get("photo")
     result = {"name": name, "email": email, "link": "", "error": "", "status": services.roster.REFUSED}
+    candidate = None
     try:
         photo_bytes = b""
         if photo is not None:
@@ -97,6 +98,8 @@ def roster_row(request: HttpRequest, exam_id) -> JsonResponse:
         action="roster_row_import",
         actor=request.user,
         exam=exam,
-        details={"email": email, "error": result["error"], "status": result["status"]},
+        # By id, never the email: the audit is append-only and outlives erasure.
+        # A refused row's error is left out too, as it quotes the row's name or email.
+        details={"candidate": candidate.pk if candidate else None, "status": result["status"]},
     )
     return JsonResponse(result)

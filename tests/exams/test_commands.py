@@ -258,7 +258,7 @@ def test_a_row_the_database_would_refuse_never_stops_the_import_halfway(exam, tm
         )
     rows = json.loads(_run("import_roster", str(exam.code), str(path), "--json"))
     result = {r["email"]: r["error"] for r in rows}
-    assert "line 3: name contains a NUL character" == result["nul@example.org"]
+    assert result["nul@example.org"].startswith("line 3: name contains a control character (NUL)")
     assert result["first@example.org"] == result["last@example.org"] == ""
     assert sorted(Candidate.objects.filter(exam=exam).values_list("email", flat=True)) == [
         "first@example.org",

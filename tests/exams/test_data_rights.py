@@ -77,6 +77,7 @@ def test_it_exports_everything_held_about_one_candidate(held, other_candidate, t
     assert data["session"]["state"] == "submitted"
     assert [e["public_id"] for e in data["events"]] == [str(event.public_id)]
     assert data["decisions"][0]["reviewer"] == "reviewer" and data["decisions"][0]["decision"] == "confirm"
+    assert "reviewer_id" not in data["decisions"][0], "staff are not named, by name or id"
     assert {m["text"] for m in data["messages"]} == {"My camera is on, Barack here", "Thanks Barack"}
     assert "exam_submit" in {a["action"] for a in data["audit"]}
     assert archive.read(data["candidate"]["reference_photo_file"]) == PHOTO
@@ -136,6 +137,8 @@ def test_it_erases_one_candidate_and_audits_who_did_it(
         "clip_frames": 1,
         "templates": 1,
         "messages": 2,
+        "notes": 0,
+        "audit_rows": 1,
     }
     assert "barack" not in json.dumps(entry.details).lower()
     assert AuditEntry.objects.filter(action="exam_submit", session=session).exists(), "the audit is kept"

@@ -59,7 +59,7 @@ def test_it_sends_invitations_from_the_admin_and_audits_each(registrar, exam, ca
     assert f"https://proctor.example.edu/take/{candidate.token}/" in message.body
     assert f"https://proctor.example.edu/take/{candidate.token}/check/" in message.body
     sent = AuditEntry.objects.get(action="invitation_sent")
-    assert sent.actor == registrar and sent.details == {"email": "barack@example.org"}
+    assert sent.actor == registrar and sent.details == {"candidate": candidate.pk}, "by id, never the email"
     assert AuditEntry.objects.get(action="invitation_not_sent").session == done.session
 
 

@@ -213,7 +213,11 @@ def test_it_serves_the_reference_photo_to_reviewers_only(reviewer, proctor, outs
     response = _login(reviewer).get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert b"".join(response.streaming_content) == photo_bytes("obama.jpg")
-    assert "private" in response["Cache-Control"]
+    assert response["Cache-Control"] == "no-store", "never kept on a shared computer"
+    viewed = AuditEntry.objects.get(action="reference_view")
+    assert viewed.actor == reviewer and viewed.session == finished_session
+    _login(reviewer).get(url)
+    assert AuditEntry.objects.filter(action="reference_view").count() == 1, "once per viewer per 10 min"
     assert _login(proctor).get(url).status_code == 403
     assert _login(outsider).get(url).status_code == 403
     page = _login(reviewer).get(f"/review/sessions/{finished_session.public_id}/").content.decode()
@@ -235,6 +239,11 @@ def test_it_serves_clip_frames_in_order(reviewer, outsider, finished_session):
     for n in range(3):
         response = client.get(f"/evidence/{event.public_id}/clip/{n}.jpg")
         assert b"".join(response.streaming_content) == b"\xff\xd8\xff frame %d" % n
+        assert response["Cache-Control"] == "no-store"
+    # Watching the clip is audited like viewing the evidence: once per viewer and clip.
+    [viewed] = AuditEntry.objects.filter(action="clip_view")
+    assert viewed.actor == reviewer and viewed.session == finished_session
+    assert viewed.details == {"event": str(event.public_id), "type": "multiple_faces"}
     assert client.get(f"/evidence/{event.public_id}/clip/3.jpg").status_code == 404
     assert _login(outsider).get(f"/evidence/{event.public_id}/clip/0.jpg").status_code == 403
     page = client.get(f"/review/sessions/{finished_session.public_id}/").content.decode()
@@ -250,6 +259,8 @@ def test_the_admin_links_the_reference_photo_to_a_view_that_checks_access(regist
     assert "/media/" not in page and 'href="references/' not in page
     response = _login(registrar).get(link)
     assert response.status_code == 200 and b"".join(response.streaming_content) == photo_bytes("obama.jpg")
+    assert "no-store" in response["Cache-Control"]  # with the admin's own never_cache headers
+    assert AuditEntry.objects.get(action="reference_view").actor == registrar
     assert _login(outsider).get(link).status_code == 302  # the admin's login, not the photo
     outsider.is_staff = True
     outsider.save()

@@ -90,7 +90,8 @@ def test_it_audits_evidence_views_once_per_viewer_and_event(reviewer, second_rev
     first, second = _flag(mine), _flag(mine)
     client = _login(reviewer)
     for _ in range(3):  # a page reloaded: one row, not three
-        assert client.get(f"/evidence/{first.public_id}.jpg").status_code == 200
+        response = client.get(f"/evidence/{first.public_id}.jpg")
+        assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     client.get(f"/evidence/{second.public_id}.jpg")
     _login(second_reviewer).get(f"/evidence/{first.public_id}.jpg")
     rows = AuditEntry.objects.filter(action="evidence_view")

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb} {totals['exams']} exam(s): {totals['evidence_files']} evidence files, "
             f"{totals['clip_frames']} clip frames, "
-            f"{totals['reference_photos']} reference photos"
+            f"{totals['reference_photos']} reference photos, {totals['messages']} chat messages"
         )
         if options["no_sweep"]:
             return
