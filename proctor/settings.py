@@ -345,7 +345,8 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
 # One filter on the one handler masks candidates' link tokens in every record,
 # django.request's "Not Found: /take/<token>/..." included (proctor/logfilters.py).
 # "django" is named so that Django's own handlers (which would skip the filter)
-# are replaced and its records reach this one.
+# are replaced and its records reach this one. django-axes logs every sign-in
+# with the username, address and browser at INFO; its lockouts stay (WARNING).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -355,5 +356,9 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_tokens"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"level": LOG_LEVEL}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

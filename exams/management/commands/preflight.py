@@ -98,11 +98,15 @@ class Command(BaseCommand):
         self.stderr.write(f'preflight: created the PostgreSQL database "{name}" at {_where(db)}')
 
     def _redis(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
         import redis
 
+        where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 6379}"
         try:
             redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
         except redis.RedisError as exc:
             raise CommandError(
-                f"Redis at {url.split('@')[-1]} does not answer (REDIS_URL): {exc}", returncode=2
+                f"Redis at {where} does not answer (REDIS_URL): {exc}",
+                returncode=2,
             ) from None
