@@ -321,12 +321,12 @@ SUPPORT_CONTACT = env_str("SUPPORT_CONTACT")
 # credentials) included, to the log and counts them as sent: the default on a
 # laptop (embedded mode), but on a server (DATABASE_URL set) only when
 # EMAIL_BACKEND=console asks for it. Until EMAIL_BACKEND is set there, sending
-# is refused with a one-line reason (proctor/mail.py) and bin/run says so.
+# is refused with a one-line reason (exams/mail.py) and bin/run says so.
 _EMAIL_BACKENDS = {
     "console": "django.core.mail.backends.console.EmailBackend",
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
 }
-EMAIL_BACKEND_NOT_SET = "proctor.mail.NotConfiguredEmailBackend"
+EMAIL_BACKEND_NOT_SET = "exams.mail.NotConfiguredEmailBackend"
 _email_backend = env_str("EMAIL_BACKEND", "" if DATABASE_URL else "console").lower()
 if _email_backend and _email_backend not in _EMAIL_BACKENDS:
     raise ImproperlyConfigured(f"EMAIL_BACKEND must be console or smtp, not {_email_backend!r}")

@@ -50,7 +50,7 @@ SERVER = {
 
 def test_it_refuses_to_send_on_a_server_until_email_backend_is_set(tmp_path: Path) -> None:
     found = _send(tmp_path, **SERVER)
-    assert found["backend"] == "proctor.mail.NotConfiguredEmailBackend"
+    assert found["backend"] == "exams.mail.NotConfiguredEmailBackend"
     assert found["outcome"].startswith("EmailNotConfigured: EMAIL_BACKEND is not set: set EMAIL_BACKEND=smtp")
     assert "take/t/" not in found["stdout"].replace(found["outcome"], "")
 
@@ -80,7 +80,7 @@ def test_it_reports_invitations_as_not_sent_without_a_backend(settings, exam) ->
     from exams.services.invitations import invitations_send
     from tests.conftest import _candidate
 
-    settings.EMAIL_BACKEND = "proctor.mail.NotConfiguredEmailBackend"
+    settings.EMAIL_BACKEND = "exams.mail.NotConfiguredEmailBackend"
     settings.SITE_URL = "https://proctor.example.edu"
     candidate = _candidate(exam, "Ada Lovelace", "ada@example.org")
     result = invitations_send(candidates=[candidate])

@@ -15,7 +15,7 @@ import re
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from proctor.mail import REASON as EMAIL_REASON
+from exams.mail import REASON as EMAIL_REASON
 
 # libpq options a DATABASES entry may carry that matter for connecting.
 _LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "application_name")
