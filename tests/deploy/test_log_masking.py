@@ -34,6 +34,16 @@ def test_it_masks_page_and_socket_paths() -> None:
     )
 
 
+def test_it_masks_email_addresses() -> None:
+    assert (
+        tokens_masked("invitation to ada.lovelace+x@mail.example.org failed")
+        == "invitation to [email] failed"
+    )
+    assert tokens_masked("audit: admin roster_row_import {'email': 'ada@example.org'}") == (
+        "audit: admin roster_row_import {'email': '[email]'}"
+    )
+
+
 def test_it_masks_arguments_and_tracebacks_and_keeps_the_record() -> None:
     token = _token()
     try:
@@ -68,8 +78,8 @@ def test_it_masks_the_token_in_what_django_request_logs(client, console, exam) -
 
     token = _candidate(exam, "Ada Lovelace", "ada@example.org").token
     assert client.get(f"/take/{token}/no-such-page/").status_code == 404
-    logging.getLogger("exams.anything").warning("ours too: /ws/take/%s/", token)
+    logging.getLogger("exams.anything").warning("ours too: /ws/take/%s/ for %s", token, "ada@example.org")
     written = console.getvalue()
     assert "WARNING django.request Not Found: /take/[token]/no-such-page/" in written
-    assert "ours too: /ws/take/[token]/" in written
-    assert token not in written
+    assert "ours too: /ws/take/[token]/ for [email]" in written
+    assert token not in written and "ada@example.org" not in written

@@ -206,5 +206,6 @@ def test_it_writes_no_candidate_token_in_a_real_runs_output(run: Run) -> None:
     assert "Not Found: /take/[token]/no-such-page/" in output, output[-4000:]
     # The worker's log is part of the output (no roster photo: the upload became the reference).
     assert re.search(r"analysis\.verify_identity\[\S+\] succeeded .*'reference captured'", output)
-    assert token not in output, [line for line in output.splitlines() if token in line]
+    for secret in (token, "ada@example.org"):
+        assert secret not in output, [line for line in output.splitlines() if secret in line]
     assert "Traceback" not in output
