@@ -149,6 +149,7 @@ def test_it_gives_the_app_role_its_tables_but_only_insert_and_select_on_the_audi
     )
     assert inserted.returncode == 0, inserted.stderr
     assert as_app("SELECT count(*) FROM exams_auditentry").stdout.strip() == "2"
+    assert as_app("SELECT count(*) > 0 FROM django_migrations").stdout.strip() == "t"
     for sql, refusal in (
         ("UPDATE exams_auditentry SET action = 'forged'", "permission denied"),
         ("UPDATE exams_auditentry SET details = '{}'", "permission denied"),
@@ -158,6 +159,7 @@ def test_it_gives_the_app_role_its_tables_but_only_insert_and_select_on_the_audi
         ("ALTER TABLE exams_auditentry DISABLE TRIGGER ALL", "must be owner"),
         ("DROP TABLE exams_auditentry", "must be owner"),
         ("TRUNCATE exams_exam CASCADE", "permission denied"),
+        ("DELETE FROM django_migrations WHERE app = 'exams'", "permission denied"),
         # Nor can it make tables of its own (so it cannot run a migration either).
         ("CREATE TABLE exams_mine (id int)", "permission denied for schema public"),
     ):

@@ -5,7 +5,8 @@ The role (created by deploy/postgres/app-role.sql) gets SELECT, INSERT, UPDATE
 and DELETE on every table and sequence of the schema, except the audit table:
 there only SELECT and INSERT, plus UPDATE of its nullable links (exam, session,
 actor, ...) alone, which Django's SET_NULL needs when what a row points at is
-deleted; the append-only trigger (migration 0007) refuses any other change. It
+deleted; the append-only trigger (migration 0007) refuses any other change.
+``django_migrations`` it may only read. It
 gets no TRUNCATE anywhere, and not being the owner, it cannot ALTER a table or
 disable a trigger. Idempotent: running it again grants the same.
 """
@@ -60,12 +61,17 @@ class Command(BaseCommand):
                 raise CommandError(f'role "{role}" owns {audit}; migrate as another role', returncode=2)
             role_q, schema_q, audit_q = quote(role), quote(schema), quote(audit)
             links = ", ".join(quote(column) for column in audit_link_columns())
-            for statement in (
+            statements = [
                 f"GRANT USAGE ON SCHEMA {schema_q} TO {role_q}",
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema_q} TO {role_q}",
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema_q} TO {role_q}",
                 f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit_q} FROM {role_q}",
                 f"GRANT UPDATE ({links}) ON {audit_q} TO {role_q}",
-            ):
+            ]
+            # Which migrations ran is the owner's to record, never the app's.
+            cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
+            if cursor.fetchone()[0]:
+                statements.append(f"REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {role_q}")
+            for statement in statements:
                 cursor.execute(statement)
         self.stdout.write(f"{role}: rows of every table in {schema}; on {audit} only INSERT and SELECT")
