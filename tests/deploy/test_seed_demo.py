@@ -36,6 +36,7 @@ def test_it_leaves_an_account_it_did_not_create_as_it_is(demo) -> None:
     assert administrator.check_password("the-operators-own-1") and not administrator.is_superuser
     assert colleague.check_password("a-colleagues-own-1") and not colleague.groups.exists()
     assert "admin: an account of that name already exists with another password; left as it is" in out
+    assert "Administrator:  admin (its own password)" in out and "reviewer / demo-password-1" in out
     exam = Exam.objects.get(title="Demo exam")
     assert not exam.proctors.exists(), "someone else's account is not given the demo exam"
     reviewer = User.objects.get(username="reviewer")

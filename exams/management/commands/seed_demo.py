@@ -103,16 +103,19 @@ class Command(BaseCommand):
             candidate, _ = Candidate.objects.get_or_create(exam=exam, email=email, defaults={"name": name})
             ExamSession.objects.get_or_create(candidate=candidate)
 
+        def sign_in(username: str) -> str:
+            return f"{username} / {password}" if username in ours else f"{username} (its own password)"
+
         w = self.stdout.write
         w("")
         w("Open Proctor demo")
         w(f"  Staff sign-in:  {base_url}{reverse('login')}")
         roster_url = base_url + reverse("admin:exams_exam_roster", args=[exam.pk])
-        w(f"  Administrator:  admin / {password}   exams and roster import: {roster_url}")
+        w(f"  Administrator:  {sign_in('admin')}   exams and roster import: {roster_url}")
         live_url = base_url + reverse("proctor_live", args=[exam.code])
-        w(f"  Proctor:        proctor / {password}   live grid: {live_url}")
+        w(f"  Proctor:        {sign_in('proctor')}   live grid: {live_url}")
         review_url = base_url + reverse("review_exam", args=[exam.code])
-        w(f"  Reviewers:      reviewer / {password} and reviewer2 / {password}   {review_url}")
+        w(f"  Reviewers:      {sign_in('reviewer')} and {sign_in('reviewer2')}   {review_url}")
         for username in left_alone:
             w(f"  {username}: an account of that name already exists with another password; left as it is")
         w("  Candidate links (no roster photo, so the first camera picture becomes the reference):")
