@@ -209,3 +209,7 @@ def test_it_writes_no_candidate_token_in_a_real_runs_output(run: Run) -> None:
     for secret in (token, "ada@example.org"):
         assert secret not in output, [line for line in output.splitlines() if secret in line]
     assert "Traceback" not in output
+    # umask 077: what the run wrote (beat's schedule, the reference photo) is its user's alone.
+    written = [path for root in ("VAR_DIR", "MEDIA_ROOT") for path in Path(run.env[root]).rglob("*")]
+    assert any(path.is_file() for path in written)
+    assert [str(path) for path in written if path.stat().st_mode & 0o077] == []
