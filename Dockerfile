@@ -63,4 +63,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8000), timeout=4).close()"]
 
 # Websocket messages over 1 MiB (settings.WEBSOCKET_MAX_MESSAGE_BYTES) are refused by daphne itself.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576", "proctor.asgi:application"]
+# -v 0: no access log, which would print every candidate's link token.
+CMD ["daphne", "-v", "0", "-b", "0.0.0.0", "-p", "8000", "--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576", "proctor.asgi:application"]

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proctor.settings")
 
@@ -22,3 +22,15 @@ def _database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _mask_tokens(logger, **kwargs) -> None:
+    """A worker replaces the root logger's handlers with its own, so settings.LOGGING's
+    filter is gone there: give Celery's handlers the same one."""
+    from proctor.logfilters import MaskCandidateTokens
+
+    for handler in logger.handlers:
+        if not any(isinstance(f, MaskCandidateTokens) for f in handler.filters):
+            handler.addFilter(MaskCandidateTokens())

@@ -32,7 +32,10 @@ def _secret_key() -> str:
     if key:
         return key
     if DATABASE_URL:
-        raise ImproperlyConfigured("SECRET_KEY is required when DATABASE_URL is set")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set; it is required when DATABASE_URL is set: put one in .env, e.g. "
+            "SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
     # Embedded mode: generate once and keep it, so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     if not path.exists():
@@ -314,16 +317,20 @@ CONSENT_POLICY_VERSION = "2026-11-3"  # 2026-11-3: what declining means; 2026-11
 # Whom a candidate asks about the exam (shown when they decline proctoring, and in invitations).
 SUPPORT_CONTACT = env_str("SUPPORT_CONTACT")
 
-# Invitation emails. The console backend (the default) prints them to the log,
-# so nothing leaves a laptop until SMTP is configured.
+# Invitation emails. The console backend prints them, links (candidates'
+# credentials) included, to the log and counts them as sent: the default on a
+# laptop (embedded mode), but on a server (DATABASE_URL set) only when
+# EMAIL_BACKEND=console asks for it. Until EMAIL_BACKEND is set there, sending
+# is refused with a one-line reason (exams/mail.py) and bin/run says so.
 _EMAIL_BACKENDS = {
     "console": "django.core.mail.backends.console.EmailBackend",
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
 }
-_email_backend = env_str("EMAIL_BACKEND", "console").lower()
-if _email_backend not in _EMAIL_BACKENDS:
+EMAIL_BACKEND_NOT_SET = "exams.mail.NotConfiguredEmailBackend"
+_email_backend = env_str("EMAIL_BACKEND", "" if DATABASE_URL else "console").lower()
+if _email_backend and _email_backend not in _EMAIL_BACKENDS:
     raise ImproperlyConfigured(f"EMAIL_BACKEND must be console or smtp, not {_email_backend!r}")
-EMAIL_BACKEND = _EMAIL_BACKENDS[_email_backend]
+EMAIL_BACKEND = _EMAIL_BACKENDS[_email_backend] if _email_backend else EMAIL_BACKEND_NOT_SET
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -335,11 +342,23 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Open Proctor <proctor@localh
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}")
+# One filter on the one handler masks candidates' link tokens in every record,
+# django.request's "Not Found: /take/<token>/..." included (proctor/logfilters.py).
+# "django" is named so that Django's own handlers (which would skip the filter)
+# are replaced and its records reach this one. django-axes logs every sign-in
+# with the username, address and browser at INFO; its lockouts stay (WARNING).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_tokens": {"()": "proctor.logfilters.MaskCandidateTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -18,6 +18,9 @@ import yaml  # PyYAML, from requirements-dev.txt
 
 REPO = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("web", "worker", "beat")
+# The one-shot step that migrates as the owner before the app starts.
+MIGRATE = "migrate"
+APP_ROLE = "proctor_app"
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +62,30 @@ def test_it_has_the_five_services(services: dict) -> None:
 
 
 def test_it_builds_one_image_for_web_worker_and_beat(services: dict) -> None:
-    builds = {name: services[name].get("build") for name in APP_SERVICES}
-    images = {name: services[name].get("image") for name in APP_SERVICES}
+    builds = {name: services[name].get("build") for name in (*APP_SERVICES, MIGRATE)}
+    images = {name: services[name].get("image") for name in (*APP_SERVICES, MIGRATE)}
     assert set(builds.values()) == {"."}, builds
     assert len(set(images.values())) == 1, images
 
 
-def test_it_runs_migrate_then_daphne_in_web(services: dict) -> None:
+def test_it_migrates_as_the_owner_then_grants_the_app_role(services: dict) -> None:
+    command = _command(services[MIGRATE])
+    steps = ["manage.py preflight", "manage.py migrate --noinput", f"manage.py grant_app_role {APP_ROLE}"]
+    assert all(step in command for step in steps), command
+    assert [command.index(step) for step in steps] == sorted(command.index(step) for step in steps)
+    assert services[MIGRATE]["restart"] == "no"
+    assert services[MIGRATE]["healthcheck"] == {"disable": True}
+    assert "ports" not in services[MIGRATE]
+
+
+def test_it_serves_daphne_in_web_without_an_access_log(services: dict) -> None:
+    """daphne's access log would print every GET /take/<token>/ and WSCONNECT /ws/take/<token>/."""
     command = _command(services["web"])
-    assert "manage.py migrate" in command
-    assert re.search(r"daphne -b 0\.0\.0\.0 -p 8000 (--[a-z-]+ \S+ )*proctor\.asgi:application", command), (
-        command
-    )
-    assert command.index("migrate") < command.index("daphne")
+    assert "migrate" not in command, "web runs as the app role, which may not migrate"
+    assert re.search(
+        r"daphne -v 0 -b 0\.0\.0\.0 -p 8000 (--[a-z-]+ \S+ )*proctor\.asgi:application", command
+    ), command
+    assert "--access-log" not in command
     assert any(str(port).endswith("8000") for port in services["web"]["ports"])
 
 
@@ -101,23 +115,51 @@ def test_it_runs_celery_worker_and_beat(services: dict) -> None:
     assert "celery -A proctor beat" in _command(services["beat"])
 
 
+def _database_url(service: dict):
+    # The password is an interpolation whose ":?" message would read as a query.
+    return urlsplit(re.sub(r"\$\{[^}]*\}", "password", _env(service)["DATABASE_URL"]))
+
+
 def test_it_points_the_app_at_the_compose_services(services: dict) -> None:
     postgres_env = _env(services["postgres"])
-    for name in APP_SERVICES:
+    for name in (*APP_SERVICES, MIGRATE):
         env = _env(services[name])
-        # The password is an interpolation whose ":?" message would read as a query.
-        database = urlsplit(re.sub(r"\$\{[^}]*\}", "password", env["DATABASE_URL"]))
+        database = _database_url(services[name])
         assert database.scheme in ("postgres", "postgresql")
         assert database.hostname == "postgres"
-        assert database.username == postgres_env["POSTGRES_USER"]
         assert database.path.lstrip("/") == postgres_env["POSTGRES_DB"]
-        assert "${POSTGRES_PASSWORD" in env["DATABASE_URL"]
         redis = urlsplit(env["REDIS_URL"])
         assert (redis.scheme, redis.hostname) == ("redis", "redis")
 
 
-def test_it_requires_secrets_from_env(services: dict) -> None:
+def test_it_runs_the_app_as_a_role_that_owns_nothing(services: dict) -> None:
+    """The owner (POSTGRES_USER, a superuser in the image) only migrates; web, worker
+    and beat connect as the role deploy/postgres/app-role.sql creates."""
+    postgres_env = _env(services["postgres"])
+    migrate = _database_url(services[MIGRATE])
+    assert migrate.username == postgres_env["POSTGRES_USER"] != APP_ROLE
+    assert "${POSTGRES_PASSWORD" in _env(services[MIGRATE])["DATABASE_URL"]
     for name in APP_SERVICES:
+        assert _database_url(services[name]).username == APP_ROLE, name
+        assert "${POSTGRES_APP_PASSWORD" in _env(services[name])["DATABASE_URL"], name
+    assert postgres_env["POSTGRES_APP_PASSWORD"].startswith("${POSTGRES_APP_PASSWORD:?")
+    mounts = [v.split(":") for v in services["postgres"]["volumes"] if isinstance(v, str)]
+    init = [(src, dst) for src, dst, *_ in mounts if dst.startswith("/docker-entrypoint-initdb.d/")]
+    assert init == [("./deploy/postgres/app-role.sql", "/docker-entrypoint-initdb.d/10-app-role.sql")]
+    assert (REPO / "deploy/postgres/app-role.sql").is_file()
+
+
+def test_it_keeps_no_frames_on_redis_disk(services: dict) -> None:
+    """Frames pass through Redis; neither RDB snapshots nor an append-only file keep them."""
+    command = services["redis"]["command"]
+    assert command[0] == "redis-server"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options == {"--save": "", "--appendonly": "no"}
+    assert "volumes" not in services["redis"]
+
+
+def test_it_requires_secrets_from_env(services: dict) -> None:
+    for name in (*APP_SERVICES, MIGRATE):
         assert _env(services[name])["SECRET_KEY"].startswith("${SECRET_KEY:?")
     assert _env(services["postgres"])["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
 
@@ -129,7 +171,6 @@ def test_it_keeps_state_in_named_volumes(compose: dict, services: dict) -> None:
         used |= set(_named_volumes(service))
     assert used <= declared, f"undeclared volumes: {used - declared}"
     assert "/var/lib/postgresql/data" in _named_volumes(services["postgres"]).values()
-    assert "/data" in _named_volumes(services["redis"]).values()
 
 
 def test_it_shares_media_between_web_and_worker(services: dict) -> None:
@@ -151,13 +192,13 @@ def test_it_has_healthchecks(services: dict) -> None:
     assert services["beat"]["healthcheck"] == {"disable": True}
 
 
-def test_it_starts_the_app_after_healthy_postgres_and_redis(services: dict) -> None:
-    for name in APP_SERVICES:
+def test_it_starts_the_app_after_healthy_postgres_and_redis_and_the_migration(services: dict) -> None:
+    for name in (*APP_SERVICES, MIGRATE):
         depends = services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy", name
         assert depends["redis"]["condition"] == "service_healthy", name
-    for name in ("worker", "beat"):
-        assert services[name]["depends_on"]["web"]["condition"] == "service_healthy", name
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"][MIGRATE]["condition"] == "service_completed_successfully", name
 
 
 def test_it_documents_every_interpolated_variable() -> None:

@@ -175,3 +175,13 @@ def test_it_sends_the_app_to_the_build(path: str, dockerignore: list[str]) -> No
 )
 def test_it_keeps_local_state_and_secrets_out_of_the_build(path: str, dockerignore: list[str]) -> None:
     assert _ignored(path, dockerignore)
+
+
+def test_it_runs_daphne_without_an_access_log() -> None:
+    """daphne's default verbosity writes an access log line per request and socket,
+    with the candidate's link token in the path."""
+    import json
+
+    cmd = json.loads([rest for k, rest in _stages()[-1] if k == "CMD"][-1])
+    assert cmd[:3] == ["daphne", "-v", "0"]
+    assert "--access-log" not in cmd

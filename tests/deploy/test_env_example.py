@@ -84,3 +84,29 @@ def test_it_explains_each_variable_in_a_comment_line_above_it() -> None:
 @pytest.mark.parametrize("name", ["SECRET_KEY", "POSTGRES_PASSWORD"])
 def test_it_ships_no_secret_values(name: str) -> None:
     assert f"{name}=" in _example_lines()
+
+
+GROUPS = ("REQUIRED", "RECOMMENDED", "TUNING")
+
+
+def _group_of_each_variable() -> dict[str, str]:
+    group, found = "", {}
+    for line in _example_lines():
+        heading = re.match(r"^# ([A-Z]+)\b", line)
+        if heading and heading.group(1) in GROUPS:
+            group = heading.group(1)
+        elif match := EXAMPLE_LINE.match(line):
+            found[match.group(1)] = group
+    return found
+
+
+def test_it_groups_the_variables_as_required_recommended_and_tuning() -> None:
+    groups = _group_of_each_variable()
+    assert set(groups.values()) == set(GROUPS), "every variable is under one of the three headings"
+    order = [groups[name] for name in _documented()]
+    assert order == sorted(order, key=GROUPS.index), "the groups come in order, each once"
+    # What a server cannot run without, and what issue 17 found missing from the docs.
+    for name in ("SECRET_KEY", "POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD", "ALLOWED_HOSTS"):
+        assert groups[name] == "REQUIRED", name
+    for name in ("SITE_URL", "CSRF_TRUSTED_ORIGINS", "EMAIL_BACKEND"):
+        assert groups[name] == "REQUIRED", name

@@ -24,6 +24,9 @@ SCRIPTS = ("bin/run", "bin/capacity", ".ci/run", ".ci/ensure-services")
 
 PYTHON_STUB = """#!/usr/bin/env bash
 echo "python $* SECRET_KEY=${SECRET_KEY:-}" >> "$STUB_LOG"
+# What the real migrate leaves behind in embedded mode, and the umask it ran under.
+[[ "$*" == *migrate* && -z "${DATABASE_URL:-}" ]] && touch "${VAR_DIR:-var}/db.sqlite3"
+[[ "$*" == *migrate* ]] && umask > "$STUB_LOG.umask"
 [[ "$*" == *"${STUB_FAIL_ON:-never}"* ]] && exit 3
 exit 0
 """
@@ -36,8 +39,10 @@ echo "child $! $(basename "$0")" >> "$STUB_LOG"
 wait
 """
 
-# The websocket message cap, as in docker-compose.yml and the Dockerfile.
+# No access log (it would print link tokens) and the websocket message cap, as in
+# docker-compose.yml and the Dockerfile.
 DAPHNE_LIMITS = ["--websocket-max-message-size", "1048576", "--websocket-max-frame-size", "1048576"]
+DAPHNE_ARGS = ["-v", "0", "-b", "127.0.0.1"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -153,18 +158,47 @@ def _pids(checkout: Path) -> list[int]:
     return [int(entry[1]) for entry in _log(checkout) if entry[0] in ("server", "child")]
 
 
-def test_it_migrates_seeds_and_execs_daphne_in_embedded_mode(checkout: Path) -> None:
+def _steps(checkout: Path) -> list[str]:
+    return [entry[2] for entry in _log(checkout) if entry[0] == "python"]
+
+
+def test_it_checks_migrates_seeds_and_execs_daphne_on_embedded_modes_first_run(checkout: Path) -> None:
     port = _free_port()
     process = _run(checkout, _env(checkout, PORT=port, STUB_EXIT_AT_ONCE="1"))
     assert process.wait(timeout=STUB_SECONDS) == 0
     log = _log(checkout)
-    assert [entry[:3] for entry in log[:2]] == [
+    assert [entry[:3] for entry in log[:3]] == [
+        ["python", "manage.py", "preflight"],
         ["python", "manage.py", "migrate"],
         ["python", "manage.py", "seed_demo"],
     ]
-    assert log[2][2:] == ["daphne", "-b", "127.0.0.1", "-p", port, *DAPHNE_LIMITS, "proctor.asgi:application"]
-    assert int(log[2][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
-    assert len(log) == 3
+    assert log[3][2:] == ["daphne", *DAPHNE_ARGS, "-p", port, *DAPHNE_LIMITS, "proctor.asgi:application"]
+    assert int(log[3][1]) == process.pid, "daphne should replace bin/run (exec), not run beside it"
+    assert len(log) == 4
+
+
+def test_it_seeds_the_demo_again_only_when_asked(checkout: Path) -> None:
+    (checkout / "var").mkdir()
+    (checkout / "var/db.sqlite3").touch()
+    env = _env(checkout, PORT=_free_port(), STUB_EXIT_AT_ONCE="1")
+    assert subprocess.run([str(checkout / "bin/run")], env=env, timeout=30).returncode == 0
+    assert _steps(checkout) == ["preflight", "migrate"]
+    (checkout / "stub.log").unlink()
+    assert subprocess.run([str(checkout / "bin/run")], env={**env, "DEMO": "1"}, timeout=30).returncode == 0
+    assert _steps(checkout) == ["preflight", "migrate", "seed_demo"]
+
+
+def test_it_never_seeds_when_told_not_to(checkout: Path) -> None:
+    env = _env(checkout, PORT=_free_port(), STUB_EXIT_AT_ONCE="1", DEMO="0")
+    assert subprocess.run([str(checkout / "bin/run")], env=env, timeout=30).returncode == 0
+    assert _steps(checkout) == ["preflight", "migrate"]
+
+
+def test_it_creates_var_files_for_its_user_only(checkout: Path) -> None:
+    env = _env(checkout, PORT=_free_port(), STUB_EXIT_AT_ONCE="1")
+    assert subprocess.run([str(checkout / "bin/run")], env=env, timeout=30).returncode == 0
+    assert (checkout / "stub.log.umask").read_text().strip() == "0077"
+    assert (checkout / "var/db.sqlite3").stat().st_mode & 0o777 == 0o600
 
 
 def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> None:
@@ -173,8 +207,10 @@ def test_it_starts_daphne_worker_and_beat_with_both_services(services_run) -> No
     assert started == [
         "celery -A proctor beat -l info -s var/celerybeat-schedule",
         "celery -A proctor worker -Q celery,housekeeping -l info --concurrency 2",
-        f"daphne -b 127.0.0.1 -p {port} {' '.join(DAPHNE_LIMITS)} proctor.asgi:application",
+        f"daphne {' '.join(DAPHNE_ARGS)} -p {port} {' '.join(DAPHNE_LIMITS)} proctor.asgi:application",
     ]
+    # Services mode seeds no demo accounts unless DEMO=1 asks.
+    assert _steps(checkout) == ["preflight", "migrate"]
 
 
 def test_it_starts_as_many_daphne_processes_as_asked_on_consecutive_ports(checkout: Path) -> None:
@@ -220,14 +256,15 @@ def test_it_stops_the_others_when_one_dies(services_run) -> None:
     assert _wait_for(lambda: not any(_alive(pid) for pid in _pids(checkout)))
 
 
-def test_it_stops_before_serving_when_migrate_fails(checkout: Path) -> None:
+@pytest.mark.parametrize("step", ["preflight", "migrate"])
+def test_it_stops_before_serving_when_a_step_fails(checkout: Path, step: str) -> None:
     process = subprocess.run(
         [str(checkout / "bin/run")],
-        env=_env(checkout, STUB_FAIL_ON="migrate", **SERVICES),
+        env=_env(checkout, STUB_FAIL_ON=step, **SERVICES),
         timeout=30,
     )
     assert process.returncode != 0
-    assert [entry[0] for entry in _log(checkout)] == ["python"]
+    assert [entry[0] for entry in _log(checkout)] == ["python"] * (1 + (step == "migrate"))
 
 
 def test_it_takes_dotenv_values_literally_without_overriding_the_environment(checkout: Path) -> None:
@@ -240,4 +277,4 @@ def test_it_takes_dotenv_values_literally_without_overriding_the_environment(che
     assert process.returncode == 0
     log = (checkout / "stub.log").read_text().splitlines()
     assert log[0].endswith('SECRET_KEY=a$b"c d')
-    assert "-p 8124 " in log[2]
+    assert "-p 8124 " in log[-1]
