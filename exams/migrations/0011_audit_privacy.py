@@ -34,7 +34,8 @@ ERASED_LABEL = "candidate:[erased]"
 
 # 0007's function, with the second allowed UPDATE. The helper compares the
 # two ``details`` with the personal keys taken out, then checks each personal
-# key of the new row is unchanged or "[erased]" and was there before.
+# key of the new row is unchanged or "[erased]" and was there before, and that
+# no personal key was dropped (an erased value stays visible as erased).
 APPEND_ONLY_SQL = """
 CREATE OR REPLACE FUNCTION exams_auditentry_details_erased(old jsonb, new jsonb) RETURNS boolean AS $$
     SELECT jsonb_typeof(old) = 'object' AND jsonb_typeof(new) = 'object'
@@ -44,6 +45,10 @@ CREATE OR REPLACE FUNCTION exams_auditentry_details_erased(old jsonb, new jsonb)
             WHERE n.key IN ('email', 'text', 'note')
                 AND n.value IS DISTINCT FROM old -> n.key
                 AND (n.value <> '"[erased]"'::jsonb OR NOT old ? n.key)
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM jsonb_object_keys(old) AS o(key)
+            WHERE o.key IN ('email', 'text', 'note') AND NOT new ? o.key
         )
 $$ LANGUAGE sql IMMUTABLE;
 

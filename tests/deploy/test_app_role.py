@@ -152,7 +152,7 @@ def test_it_gives_the_app_role_its_tables_but_only_insert_and_select_on_the_audi
     assert as_app("SELECT count(*) > 0 FROM django_migrations").stdout.strip() == "t"
     for sql, refusal in (
         ("UPDATE exams_auditentry SET action = 'forged'", "permission denied"),
-        ("UPDATE exams_auditentry SET details = '{}'", "permission denied"),
+        ("UPDATE exams_auditentry SET subject_label = 'forged'", "permission denied"),
         ("DELETE FROM exams_auditentry", "permission denied"),
         ("TRUNCATE exams_auditentry", "permission denied"),
         ("ALTER TABLE exams_auditentry DISABLE TRIGGER exams_auditentry_append_only", "must be owner"),
@@ -169,7 +169,22 @@ def test_it_gives_the_app_role_its_tables_but_only_insert_and_select_on_the_audi
     assert as_app("UPDATE exams_auditentry SET exam_id = NULL").returncode == 0
     moved = as_app("UPDATE exams_auditentry SET actor_id = 1")
     assert moved.returncode != 0 and "append-only" in moved.stderr
-    assert as_app("SELECT count(*) FROM exams_auditentry").stdout.strip() == "2"
+    # Erasure may rewrite a value in details to "[erased]"; the trigger refuses any other rewrite.
+    with_email = as_app(
+        "INSERT INTO exams_auditentry (created_at, actor_label, action, subject_label, details) "
+        "VALUES (now(), 'system', 'role_check_erase', '', '{\"email\": \"ada@example.org\"}')"
+    )
+    assert with_email.returncode == 0, with_email.stderr
+    erased = as_app(
+        "UPDATE exams_auditentry SET details = jsonb_set(details, '{email}', '\"[erased]\"') "
+        "WHERE action = 'role_check_erase'"
+    )
+    assert erased.returncode == 0, erased.stderr
+    forged = as_app("UPDATE exams_auditentry SET details = '{}'")
+    assert forged.returncode != 0 and "append-only" in forged.stderr, forged.stderr
+    relabelled = as_app("UPDATE exams_auditentry SET actor_label = 'someone'")
+    assert relabelled.returncode != 0 and "append-only" in relabelled.stderr, relabelled.stderr
+    assert as_app("SELECT count(*) FROM exams_auditentry").stdout.strip() == "3"
 
 
 def test_it_refuses_to_grant_a_superuser(server, database) -> None:

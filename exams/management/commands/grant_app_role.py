@@ -4,8 +4,11 @@ that exist now. Run it as the owner of the tables after every ``migrate``.
 The role (created by deploy/postgres/app-role.sql) gets SELECT, INSERT, UPDATE
 and DELETE on every table and sequence of the schema, except the audit table:
 there only SELECT and INSERT, plus UPDATE of its nullable links (exam, session,
-actor, ...) alone, which Django's SET_NULL needs when what a row points at is
-deleted; the append-only trigger (migration 0007) refuses any other change.
+actor, ...), which Django's SET_NULL needs when what a row points at is deleted,
+and of ``details`` and ``actor_label``, which a candidate's erasure rewrites to
+"[erased]" in rows written before the audit named candidates by id. The
+append-only trigger (migrations 0007 and 0011) refuses any other change to those
+columns, and the role cannot disable it.
 ``django_migrations`` it may only read. It
 gets no TRUNCATE anywhere, and not being the owner, it cannot ALTER a table or
 disable a trigger. Idempotent: running it again grants the same.
@@ -18,12 +21,15 @@ from django.db import connection, transaction
 
 from exams.models import AuditEntry
 
+# What exams.services.data_rights may overwrite with "[erased]"; the trigger checks how.
+ERASABLE_COLUMNS = ("actor_label", "details")
+
 
 def audit_link_columns() -> list[str]:
-    """The audit table's columns Django may empty (nullable foreign keys)."""
-    return sorted(
-        field.column for field in AuditEntry._meta.concrete_fields if field.is_relation and field.null
-    )
+    """The audit table's columns the app may UPDATE: the nullable foreign keys Django
+    empties, and the ones erasure rewrites."""
+    links = [field.column for field in AuditEntry._meta.concrete_fields if field.is_relation and field.null]
+    return sorted([*links, *ERASABLE_COLUMNS])
 
 
 class Command(BaseCommand):
