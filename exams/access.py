@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from importlib import import_module
 
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from exams.models import Candidate, Event, Exam, ExamSession
 
@@ -37,6 +41,27 @@ def is_proctor(user) -> bool:
 
 def is_reviewer(user) -> bool:
     return _in_group(user, REVIEWER_GROUP)
+
+
+def staff_session_current(user, session_key: str | None) -> bool:
+    """Whether the browser session ``session_key`` still signs ``user`` in, as
+    Django's own ``get_user`` decides it on every request: the session exists,
+    names this user, and carries the hash of their current password (or of a
+    ``SECRET_KEY_FALLBACKS`` key). A password change (by the user elsewhere, or
+    by an administrator) ends every other session; a long-lived socket opened
+    with one of them ends with it. The session is read again from its store:
+    ``update_session_auth_hash`` keeps the browser that changed the password
+    signed in, and its sockets with it."""
+    if not session_key:
+        return False
+    stored = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if str(stored.get(SESSION_KEY, "")) != str(user.pk):
+        return False
+    held = stored.get(HASH_SESSION_KEY) or ""
+    if not held:
+        return False
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(held, current) for current in hashes)
 
 
 def exams_for_proctor(user):

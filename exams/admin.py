@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminFileWidget
@@ -13,7 +12,7 @@ from django.utils.html import format_html
 
 from exams import services
 from exams.access import REVIEWER_GROUP
-from exams.admin_forms import ExamForm
+from exams.admin_forms import CandidateForm, ExamForm
 from exams.models import AuditEntry, Candidate, Event, Exam, ExamSession, ReviewDecision
 from exams.storage import atomic_with_files
 from exams.views import review, roster
@@ -52,31 +51,6 @@ class ExamAdmin(admin.ModelAdmin):
     def roster_page(self, request, exam_id):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta}
         return roster.roster_page(request, exam_id, context)
-
-
-class CandidateForm(forms.ModelForm):
-    """A reference photo uploaded here is encoded at once, with the same rule as
-    the roster import: exactly one face, or the form says why and saves nothing."""
-
-    class Meta:
-        model = Candidate
-        exclude = ("reference_encodings",)
-
-    def clean_reference_photo(self):
-        photo = self.cleaned_data.get("reference_photo")
-        self.new_encodings = None
-        if photo and "reference_photo" in self.changed_data:
-            from detection.core import DetectionError
-
-            try:
-                self.new_encodings = services.reference_encodings(photo.read())
-            except DetectionError as exc:
-                raise forms.ValidationError(
-                    f"{exc}. Upload a photo that shows the candidate's face alone."
-                ) from None
-            finally:
-                photo.seek(0)
-        return photo
 
 
 class _LinkedFile:
@@ -213,6 +187,14 @@ class CandidateAdmin(admin.ModelAdmin):
         services.session_for_candidate(obj)
 
 
+def _say_if_locked(request, session: ExamSession | None) -> None:
+    """On the admin page of a session (or of one of its events) whose outcome is
+    final: say that its decisions are locked, in the workbench's words."""
+    locked = services.session_decisions_locked(session) if session is not None else ""
+    if locked:
+        messages.info(request, locked)
+
+
 @admin.register(ExamSession)
 class ExamSessionAdmin(admin.ModelAdmin):
     list_display = ("candidate", "state", "started_at", "finished_at")
@@ -221,6 +203,10 @@ class ExamSessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        _say_if_locked(request, self.get_object(request, object_id))
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -244,14 +230,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return bool(match and match.url_name and not match.url_name.startswith(own_pages))
 
 
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ("type", "severity", "session", "started_at", "ended_at", "review_status")
-    list_filter = ("type", "severity", "review_status")
-    # Reviewers decide an event on the review page, which records who and why.
-    readonly_fields = ("review_status",)
-
-
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "action", "subject_label", "exam", "session")
@@ -263,3 +241,19 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class ReviewDecisionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "reviewer", "decision", "session", "event")
     list_filter = ("decision",)
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """Events are what the pipeline and the browser reported, and reviewers decide
+    them on the review page, which records who and why: an event edited here
+    (its type, times, severity or evidence) would change a report and a risk
+    score behind the reviewers' backs."""
+
+    list_display = ("type", "severity", "session", "started_at", "ended_at", "review_status")
+    list_filter = ("type", "severity", "review_status")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        _say_if_locked(request, event.session if event is not None else None)
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,5 +1,6 @@
 """The exam's admin form: one field per check and threshold instead of the raw
-JSON of ``Exam.checks``, and a proctors list that offers only proctors.
+JSON of ``Exam.checks``, and a proctors list that offers only proctors. And
+the candidate's, whose reference photo upload follows the roster's rules.
 
 The fields mirror ``detection.core.CheckConfig``; the form builds a
 CheckConfig from them (which refuses bad values too) and stores its
@@ -14,8 +15,10 @@ from django.db import models
 from django.db.models import Q
 
 from detection.core import ALL_CHECKS, PROHIBITED_LABELS, CheckConfig
+from exams import services
 from exams.access import PROCTOR_GROUP
-from exams.models import Exam
+from exams.models import Candidate, Exam
+from exams.services.roster import ROSTER_PHOTO_MAX_BYTES
 
 CHECK_LABELS = {
     "faces": "Faces: no face, or more than one face, in the picture",
@@ -176,3 +179,42 @@ class ExamForm(forms.ModelForm):
         # Set before the model's own validation (Exam.clean) runs in _post_clean.
         self.instance.checks = config.to_dict()
         return cleaned
+
+
+def _too_large() -> forms.ValidationError:
+    return forms.ValidationError(
+        f"The photo is larger than {ROSTER_PHOTO_MAX_BYTES // (1024 * 1024)} MB, the roster's limit. "
+        "Upload a smaller picture of the candidate's face."
+    )
+
+
+class CandidateForm(forms.ModelForm):
+    """A reference photo uploaded here follows the roster import's rules: at
+    most ROSTER_PHOTO_MAX_BYTES (the upload's size is checked before it is read,
+    and at most one byte more than the limit is ever read), and exactly one
+    face, encoded at once; otherwise the form says why and saves nothing."""
+
+    class Meta:
+        model = Candidate
+        exclude = ("reference_encodings",)
+
+    def clean_reference_photo(self):
+        photo = self.cleaned_data.get("reference_photo")
+        self.new_encodings = None
+        if photo and "reference_photo" in self.changed_data:
+            from detection.core import DetectionError
+
+            if photo.size is not None and photo.size > ROSTER_PHOTO_MAX_BYTES:
+                raise _too_large()
+            try:
+                data = photo.read(ROSTER_PHOTO_MAX_BYTES + 1)
+                if len(data) > ROSTER_PHOTO_MAX_BYTES:
+                    raise _too_large()
+                self.new_encodings = services.reference_encodings(data)
+            except DetectionError as exc:
+                raise forms.ValidationError(
+                    f"{exc}. Upload a photo that shows the candidate's face alone."
+                ) from None
+            finally:
+                photo.seek(0)
+        return photo

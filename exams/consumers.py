@@ -62,7 +62,7 @@ from django.utils import timezone
 from PIL import Image
 
 from exams import limits, live, services
-from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor
+from exams.access import TokenRefused, get_candidate_for_token, get_exam_for_proctor, staff_session_current
 from exams.analysis import intake
 from exams.analysis.pacing import pacing
 from exams.models import ExamSession, IllegalTransition
@@ -528,11 +528,13 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _proctor_still_allowed(user, code) -> None:
+def _proctor_still_allowed(user, code, session_key: str | None) -> None:
     try:
-        user.refresh_from_db(fields=["is_active", "is_superuser"])
+        user.refresh_from_db(fields=["is_active", "is_superuser", "password"])
     except ObjectDoesNotExist:
         raise PermissionDenied("the account was deleted") from None
+    if not staff_session_current(user, session_key):
+        raise PermissionDenied("signed out: the password changed or the session ended")
     get_exam_for_proctor(user, code)
 
 
@@ -568,6 +570,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
             return
         self.group = live.exam_group(exam.code)
         self.user, self.code = user, exam.code
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
         self.staff_group = live.staff_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(self.staff_group, self.channel_name)
@@ -585,7 +588,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_REFUSED)
             return
         try:
-            await _proctor_still_allowed(self.user, self.code)
+            await _proctor_still_allowed(self.user, self.code, self.session_key)
         except (PermissionDenied, Http404):
             await self.close(code=CLOSE_REFUSED)
 
@@ -596,7 +599,7 @@ class ProctorConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(PROCTOR_RECHECK_SECONDS)
             try:
-                await _proctor_still_allowed(user, code)
+                await _proctor_still_allowed(user, code, self.session_key)
             except (PermissionDenied, Http404):
                 await self.close(code=CLOSE_REFUSED)
                 return

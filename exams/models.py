@@ -152,8 +152,16 @@ class Candidate(models.Model):
         return f"{self.name} <{self.email}>"
 
     def token_valid(self, now: datetime | None = None) -> bool:
-        """The invitation expires with the exam window."""
-        return (now or timezone.now()) <= self.exam.closes_at
+        """The invitation expires with the exam window, except for an attempt
+        whose extra time runs past the close: its link works until its deadline."""
+        now = now or timezone.now()
+        if now <= self.exam.closes_at:
+            return True
+        session = ExamSession.objects.filter(candidate=self).first()
+        if session is None:
+            return False
+        session.candidate = self  # its deadline reads this candidate's exam
+        return session.deadline is not None and now <= session.deadline
 
     def link_path(self) -> str:
         return reverse("take_consent", args=[self.token])

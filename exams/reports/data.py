@@ -46,6 +46,25 @@ def evidence_url(event: Event, site_url: str = "") -> str:
     return site_url.rstrip("/") + reverse("evidence", args=[event.public_id])
 
 
+# The order a printed report shows evidence in: what a reviewer confirmed, then
+# what nobody has decided yet. Dismissed events' frames are left out of print:
+# a frame on paper reads as evidence against the candidate, and a reviewer
+# said it is none (the review page still shows them, marked dismissed).
+EVIDENCE_PRINT_ORDER = {Event.Review.CONFIRMED: 0, Event.Review.PENDING: 1}
+
+
+def evidence_to_print(events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """The events whose evidence frame a printed report shows, confirmed ones
+    first, then those not yet reviewed, each group in time order; and the
+    dismissed events with a frame, which it leaves out."""
+    with_frame = [e for e in events if e.evidence]
+    printed = sorted(
+        (e for e in with_frame if e.review_status in EVIDENCE_PRINT_ORDER),
+        key=lambda e: (EVIDENCE_PRINT_ORDER[e.review_status], e.started_at, e.pk),
+    )
+    return printed, [e for e in with_frame if e.review_status not in EVIDENCE_PRINT_ORDER]
+
+
 # What proctors did to an attempt during the exam, as audited: warnings, messages,
 # pauses, ending it, extra time, acknowledged alerts (exam-wide ones marked so).
 PROCTOR_ACTION_PREFIX = "proctor_"

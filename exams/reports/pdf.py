@@ -30,11 +30,12 @@ from reportlab.platypus import (
 )
 
 from exams.models import Event, Exam, ExamSession
-from exams.reports.data import decision_state, exam_sessions, proctor_action_rows
+from exams.reports.data import decision_state, evidence_to_print, exam_sessions, proctor_action_rows
 from exams.risk import risk_of
 
-# Evidence frames printed per session; the rest are listed in the timeline only,
-# so that a session with hundreds of events still prints in seconds.
+# Evidence frames printed per session (confirmed events first, then unreviewed;
+# data.evidence_to_print); the rest are listed in the timeline and counted
+# under the frames, so that a session with hundreds of events still prints in seconds.
 EVIDENCE_PER_SESSION = 6
 _EVIDENCE_BOX = (55 * mm, 45 * mm)  # each frame is scaled to fit, keeping its shape
 _EVIDENCE_COLUMNS = 3
@@ -207,19 +208,37 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
         for a in actions:
             story.append(_p(f"{a['at'][11:19]}  {a['by']}: {_action_text(a)}", small))
 
-    shown = 0
-    frames = []
-    for e in events:
-        if shown >= EVIDENCE_PER_SESSION:
-            break
+    story += _evidence_story(events, styles)
+    return story
+
+
+_REVIEW_WORDS = {Event.Review.CONFIRMED: "confirmed by a reviewer", Event.Review.PENDING: "not reviewed yet"}
+
+
+def _evidence_story(events: list[Event], styles) -> list:
+    """The evidence frames: confirmed events first, then unreviewed ones, each
+    captioned with its review status, at most EVIDENCE_PER_SESSION of them; and
+    a line for every frame that is not printed, saying why and where it is."""
+    small = styles["small"]
+    candidates, dismissed = evidence_to_print(events)
+    frames, unreadable, more = [], 0, 0
+    for e in candidates:
+        if len(frames) >= EVIDENCE_PER_SESSION:
+            more += 1
+            continue
         image = _evidence_image(e)
         if image is None:
+            unreadable += 1
             continue
-        shown += 1
-        frames.append([image, _p(f"{e.type} at {_when(e.started_at)}", small)])
-    with_evidence = sum(1 for e in events if e.evidence)
+        caption = f"{e.label} at {_when(e.started_at)}, {_REVIEW_WORDS[e.review_status]}"
+        frames.append([image, _p(caption, small)])
+    story: list = []
     if frames:
-        story += [Spacer(1, 3 * mm), _p("Evidence frames", styles["Heading4"])]
+        story += [
+            Spacer(1, 3 * mm),
+            _p("Evidence frames", styles["Heading4"]),
+            _p("Confirmed events first, then those no reviewer has decided yet.", small),
+        ]
         n = _EVIDENCE_COLUMNS
         grid = [
             [list(cell) for cell in frames[i : i + n]] + [""] * (n - len(frames[i : i + n]))
@@ -233,15 +252,22 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
                 style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]),
             )
         )
-    if with_evidence > shown:
-        story.append(
-            _p(
-                f"{with_evidence - shown} more evidence frame(s) are on the review page"
-                " (or were purged after the retention period).",
-                small,
-            )
+    notes = []
+    if more:
+        notes.append(
+            f"{more} more evidence frame(s) of confirmed or unreviewed events are on the review page."
         )
-    return story
+    if unreadable:
+        notes.append(
+            f"{unreadable} evidence frame(s) could not be read (purged after the retention period, or "
+            "damaged); the timeline above still lists their events."
+        )
+    if dismissed:
+        notes.append(
+            f"{len(dismissed)} frame(s) of events a reviewer dismissed are not printed; "
+            "the review page still shows them."
+        )
+    return story + [_p(note, small) for note in notes]
 
 
 def _summary(sessions: list[ExamSession], styles) -> list:

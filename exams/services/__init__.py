@@ -85,6 +85,7 @@ from exams.services.retention import (
     media_sweep,
 )
 from exams.services.review import (
+    DecisionLocked,
     ReviewRow,
     event_review,
     events_review_bulk,
@@ -92,6 +93,7 @@ from exams.services.review import (
     review_queue_next,
     review_rows,
     session_decision_state,
+    session_decisions_locked,
     session_review,
     session_violation_votes,
 )
@@ -180,6 +182,8 @@ __all__ = [
     "review_queue_next",
     "review_rows",
     "session_decision_state",
+    "DecisionLocked",
+    "session_decisions_locked",
     "session_review",
     "session_violation_votes",
     "exams_purge_expired",

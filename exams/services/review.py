@@ -1,4 +1,9 @@
-"""Reviewers' decisions on events and sessions; a violation needs two reviewers."""
+"""Reviewers' decisions on events and sessions; a violation needs two reviewers.
+
+Once a session's outcome is final (cleared, or a violation two reviewers
+agreed on) its decisions are locked: no event of it is confirmed or dismissed
+again and no further outcome is recorded (``DecisionLocked``), so the report
+and the risk score stay those the outcome was decided on."""
 
 from __future__ import annotations
 
@@ -21,10 +26,43 @@ from exams.risk import risk_of
 from exams.services.audit import audit_record
 
 
+class DecisionLocked(IllegalTransition):
+    """A decision on a session whose outcome is already final. The message is for the reviewer."""
+
+
+FINAL_STATES = (ExamSession.State.CLEARED, ExamSession.State.VIOLATION)
+
+
+def session_decisions_locked(session: ExamSession) -> str:
+    """Why ``session``'s decisions are locked, in words for the workbench and the
+    admin; "" while they are not (its outcome is not final yet)."""
+    if session.state == ExamSession.State.VIOLATION:
+        return (
+            "This session's outcome is final: a violation, confirmed by two reviewers. "
+            "Its decisions are locked and can no longer be changed."
+        )
+    if session.state == ExamSession.State.CLEARED:
+        return (
+            "This session's outcome is final: cleared by a reviewer. "
+            "Its decisions are locked and can no longer be changed."
+        )
+    return ""
+
+
+def _refuse_if_locked(session: ExamSession) -> None:
+    locked = session_decisions_locked(session)
+    if locked:
+        raise DecisionLocked(locked)
+
+
 def event_review(*, event: Event, reviewer, decision: str, note: str = "") -> Event:
+    """Confirm or dismiss one event; DecisionLocked once its session's outcome is final."""
     if decision not in (ReviewDecision.Decision.CONFIRM, ReviewDecision.Decision.DISMISS):
         raise ValueError(f"unknown event decision {decision!r}")
     with transaction.atomic():
+        # The session's row first, as session_review locks it: an outcome decided
+        # at the same moment waits for this decision, or this one sees it.
+        _refuse_if_locked(ExamSession.objects.locked(event.session_id))
         event = Event.objects.select_for_update().select_related("session").get(pk=event.pk)
         confirmed = decision == ReviewDecision.Decision.CONFIRM
         event.review_status = Event.Review.CONFIRMED if confirmed else Event.Review.DISMISSED
@@ -54,6 +92,7 @@ def session_review(*, session: ExamSession, reviewer, outcome: str, note: str = 
     now = timezone.now()
     with transaction.atomic():
         session = ExamSession.objects.locked(session.pk)
+        _refuse_if_locked(session)
         if session.state not in (ExamSession.State.SUBMITTED, ExamSession.State.TERMINATED):
             raise IllegalTransition(f"a session that is {session.state} cannot be reviewed")
         row = ReviewDecision.objects.create(session=session, reviewer=reviewer, decision=outcome, note=note)
@@ -89,12 +128,14 @@ def events_review_bulk(
 ) -> list[Event]:
     """Confirm or dismiss every event of one type in a session, each with its own
     decision and audit line, as if decided one by one. Events that already have
-    that status are left alone. Returns the events that changed."""
+    that status are left alone. Returns the events that changed; DecisionLocked
+    once the session's outcome is final, even when nothing would change."""
     if decision not in (ReviewDecision.Decision.CONFIRM, ReviewDecision.Decision.DISMISS):
         raise ValueError(f"unknown event decision {decision!r}")
     target = Event.Review.CONFIRMED if decision == ReviewDecision.Decision.CONFIRM else Event.Review.DISMISSED
     changed = []
     with transaction.atomic():
+        _refuse_if_locked(ExamSession.objects.locked(session.pk))
         for event in session.events.filter(type=event_type).exclude(review_status=target):
             changed.append(event_review(event=event, reviewer=reviewer, decision=decision, note=note))
     return changed

@@ -1,6 +1,8 @@
 """Authorisation that stays true: when a user logs out, is deactivated, loses
-a role or is removed from an exam, their open proctor sockets are told at
-once (``live.staff_changed``) and close if they are no longer allowed. The
+a role, is removed from an exam or has their password changed, their open
+proctor sockets are told at once (``live.staff_changed``) and close if they
+are no longer allowed (a password change ends every browser session signed
+in with the old one: ``access.staff_session_current``). The
 sockets' periodic recheck (``consumers.PROCTOR_RECHECK_SECONDS``) stays as
 the safety net for changes made outside Django (raw SQL, a lost message).
 

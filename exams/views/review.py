@@ -88,6 +88,7 @@ def review_session(request: HttpRequest, public_id) -> HttpResponse:
             "risk": risk_of(events),
             "votes": services.session_violation_votes(session),
             "decision_state": services.session_decision_state(session),
+            "decisions_locked": services.session_decisions_locked(session),
             "decisions": session.decisions.select_related("reviewer", "event"),
             "chat": session.messages.select_related("author", "session__candidate"),
             "proctor_actions": _proctor_actions(session),
@@ -128,9 +129,16 @@ def _session_json(session: ExamSession, **extra) -> JsonResponse:
             "risk": risk.score,
             "risk_lines": [{"points": line.points, "reason": line.reason} for line in risk.lines],
             "votes": services.session_violation_votes(session),
+            "decisions_locked": services.session_decisions_locked(session),
             **extra,
         }
     )
+
+
+def _refused_status(exc: Exception) -> int:
+    """409 for a decision on a session whose outcome is final (the request was
+    fine, the session's state refuses it); 400 for a bad request."""
+    return 409 if isinstance(exc, services.DecisionLocked) else 400
 
 
 def _event_json(event: Event) -> dict:
@@ -148,9 +156,9 @@ def review_event(request: HttpRequest, public_id) -> HttpResponse:
             decision=request.POST.get("decision", ""),
             note=request.POST.get("note", "")[:1000],
         )
-    except ValueError as exc:
+    except (ValueError, services.DecisionLocked) as exc:
         if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=400)
+            return JsonResponse({"error": str(exc)}, status=_refused_status(exc))
         messages.error(request, str(exc))
     if _wants_json(request):
         return _session_json(event.session, events=[_event_json(event)])
@@ -172,9 +180,9 @@ def review_bulk(request: HttpRequest, public_id) -> HttpResponse:
             decision=request.POST.get("decision", ""),
             note=request.POST.get("note", "")[:1000],
         )
-    except ValueError as exc:
+    except (ValueError, services.DecisionLocked) as exc:
         if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=400)
+            return JsonResponse({"error": str(exc)}, status=_refused_status(exc))
         messages.error(request, str(exc))
         return redirect("review_session", public_id=session.public_id)
     if _wants_json(request):
@@ -196,7 +204,7 @@ def review_decide(request: HttpRequest, public_id) -> HttpResponse:
         )
     except (ValueError, IllegalTransition) as exc:
         if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=400)
+            return JsonResponse({"error": str(exc)}, status=_refused_status(exc))
         messages.error(request, str(exc))
     else:
         if result == ReviewOutcome.AWAITING_SECOND_REVIEWER:

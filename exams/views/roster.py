@@ -21,7 +21,7 @@ from exams import services
 from exams.models import Exam
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_PHOTO_BYTES = services.roster.ROSTER_PHOTO_MAX_BYTES  # one limit: roster folder, browser, admin
 
 
 def _exam_for_importer(request: HttpRequest, exam_id) -> Exam:

@@ -157,6 +157,12 @@ function showSession(data) {
   decision.textContent = data.decision_state_label;
   decision.className = `decision decision-${data.decision_state}`;
   for (const update of data.events || []) showEvent(update);
+  if (data.decisions_locked) {
+    root.dataset.locked = "";
+    const locked = document.getElementById("decisions-locked");
+    locked.textContent = data.decisions_locked;
+    locked.hidden = false;
+  }
   const form = document.getElementById("session-decide");
   if (data.result && form) {
     if (data.state !== "submitted" && data.state !== "terminated") {

@@ -9,6 +9,8 @@ const proceed = document.getElementById("proceed");
 function show(text, kind = "info") {
   status.textContent = text;
   status.className = `msg ${kind}`;
+  // After an error the candidate tries again: keep the message and the button on screen.
+  if (kind === "error") button.scrollIntoView({ block: "nearest" });
 }
 
 async function poll() {

@@ -76,7 +76,7 @@ def test_it_offers_decisions_and_audit_read_only_in_the_admin(admin_client, revi
 
 
 @pytest.mark.django_db
-def test_it_shows_an_events_review_status_read_only_in_the_admin(admin_client, live_session):
+def test_it_offers_events_read_only_in_the_admin(admin_client, live_session):
     from django.utils import timezone
 
     now = timezone.now()
@@ -84,8 +84,29 @@ def test_it_shows_an_events_review_status_read_only_in_the_admin(admin_client, l
         session=live_session, type="tab_hidden", key="tab", severity="low", started_at=now, ended_at=now
     )
     page = admin_client.get(f"/admin/exams/event/{event.pk}/change/")
-    assert page.status_code == 200
-    assert "review_status" not in page.context["adminform"].form.fields
+    assert page.status_code == 200  # viewing stays possible
+    assert not page.context["adminform"].form.fields, "no field of an event is editable"
+    assert admin_client.get("/admin/exams/event/add/").status_code == 403
+    form = {
+        "session": live_session.pk,
+        "type": "no_face",
+        "key": "tab",
+        "severity": "high",
+        "started_at_0": now.date().isoformat(),
+        "started_at_1": "00:00:00",
+        "ended_at_0": now.date().isoformat(),
+        "ended_at_1": "00:00:00",
+        "confidence": "1",
+        "review_status": "dismissed",
+    }
+    admin_client.post(f"/admin/exams/event/{event.pk}/change/", form)
+    admin_client.post("/admin/exams/event/add/", form)
+    assert admin_client.post(f"/admin/exams/event/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    changelist = admin_client.get("/admin/exams/event/").content.decode()
+    assert 'value="delete_selected"' not in changelist
+    assert list(Event.objects.values_list("type", "severity", "review_status")) == [
+        ("tab_hidden", "low", "pending")
+    ]
 
 
 @pytest.mark.django_db

@@ -187,3 +187,55 @@ def test_it_runs_the_schedule_in_process_in_embedded_mode(started, settings):
     assert started.state == "submitted" and started.end_reason == "time up"
     assert beat.tick(now=1001.0) == []  # nothing is due again yet
     assert "submit-overdue-exams" in beat.tick(now=1000.0 + 30)
+
+
+@pytest.fixture
+def extended_past_the_close(live_session):
+    """Started 30 minutes ago, the window closed a minute ago, and 15 minutes of
+    extra time: the attempt's deadline is 14 minutes from now."""
+    exam = live_session.exam
+    exam.closes_at = timezone.now() - timedelta(minutes=1)
+    exam.save()
+    live_session.started_at = timezone.now() - timedelta(minutes=30)
+    live_session.extra_minutes = 15
+    live_session.save()
+    assert live_session.deadline > timezone.now() > exam.closes_at
+    return live_session
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_link_of_extra_time_past_the_close_until_the_deadline(extended_past_the_close):
+    session = extended_past_the_close
+    not_started = services.session_for_candidate(
+        services.candidate_add(exam=session.exam, name="Late Comer", email="late@example.org")
+    )
+    link = f"/take/{session.candidate.token}"
+    assert Client().get(f"{link}/exam/").status_code == 200
+    assert Client().get(f"/take/{not_started.candidate.token}/").status_code == 410  # no extra time
+    assert services.sessions_submit_overdue() == 0
+    finish = Client().post(f"{link}/finish")
+    assert finish.status_code == 302 and finish["Location"].endswith("/done/")
+    assert Client().get(finish["Location"]).status_code == 200  # still until the deadline
+    session.refresh_from_db()
+    assert session.state == "submitted" and session.end_reason == ""
+
+
+@pytest.mark.django_db
+def test_it_expires_the_link_at_the_extended_deadline(extended_past_the_close):
+    session = extended_past_the_close
+    exam = session.exam
+    exam.closes_at -= timedelta(minutes=15)  # the extended deadline passed a minute ago
+    exam.save()
+    assert Client().get(f"/take/{session.candidate.token}/exam/").status_code == 410
+    assert services.sessions_submit_overdue() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_lets_the_socket_of_extra_time_past_the_close_connect(extended_past_the_close):
+    from tests.exams.test_candidate_socket import _connect
+
+    communicator, status = await _connect(extended_past_the_close.candidate.token)
+    try:
+        assert status["type"] == "status" and status["state"] == "in_progress"
+    finally:
+        await communicator.disconnect()

@@ -60,6 +60,29 @@ def test_it_deletes_the_old_photo_when_the_admin_replaces_it(
 
 
 @pytest.mark.django_db
+def test_it_refuses_an_admin_photo_larger_than_the_rosters_limit(registrar, exam, settings):
+    from exams.services.roster import ROSTER_PHOTO_MAX_BYTES
+
+    client = Client()
+    client.force_login(registrar)
+    form = {"exam": exam.pk, "name": "Joe Biden", "email": "joe@example.org", "external_id": ""}
+    # A real picture, padded after its end marker: decodable, and one byte over the limit.
+    picture = photo_bytes("biden.jpg")
+    padded = picture + b"\0" * (ROSTER_PHOTO_MAX_BYTES + 1 - len(picture))
+    photo = SimpleUploadedFile("biden.jpg", padded, content_type="image/jpeg")
+    response = client.post("/admin/exams/candidate/add/", {**form, "reference_photo": photo})
+    assert response.status_code == 200
+    assert "The photo is larger than 10 MB, the roster&#x27;s limit." in response.content.decode()
+    assert not Candidate.objects.filter(email="joe@example.org").exists()
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*.jpg")), "nothing was written"
+
+    at_the_limit = SimpleUploadedFile("biden.jpg", padded[:-1], content_type="image/jpeg")
+    response = client.post("/admin/exams/candidate/add/", {**form, "reference_photo": at_the_limit})
+    assert response.status_code == 302
+    assert len(Candidate.objects.get(email="joe@example.org").reference_encodings) == 1
+
+
+@pytest.mark.django_db
 def test_it_keeps_the_old_photo_when_the_replacement_rolls_back(
     candidate, django_capture_on_commit_callbacks
 ):

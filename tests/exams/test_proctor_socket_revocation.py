@@ -65,9 +65,23 @@ def _delete_account(exam, proctor) -> None:
     proctor.delete()
 
 
+def _change_password(exam, proctor) -> None:
+    # An administrator resets it, or the proctor changes it in another browser.
+    proctor.set_password("a-new-horse-2")
+    proctor.save()
+
+
 @pytest.mark.parametrize(
     "change",
-    [_deactivate, _remove_from_exam, _clear_exam, _remove_from_exam_reverse, _remove_role, _delete_account],
+    [
+        _deactivate,
+        _remove_from_exam,
+        _clear_exam,
+        _remove_from_exam_reverse,
+        _remove_role,
+        _delete_account,
+        _change_password,
+    ],
 )
 async def test_it_closes_the_socket_when_rights_change(exam, proctor, change):
     client = await sync_to_async(_signed_in)(proctor)
@@ -91,6 +105,43 @@ async def test_it_closes_the_socket_when_the_proctor_logs_out(exam, proctor):
     finally:
         await closing.disconnect()
         await staying.disconnect()
+
+
+async def test_it_lets_only_the_browser_that_changed_the_password_back_in(exam, proctor):
+    """Django cycles the session key of the browser that changed the password
+    (``update_session_auth_hash``), so its socket closes too; the page reconnects
+    by itself (static/js/socket.js) with the new cookie and is let in. The other
+    browser's session no longer carries the password's hash: refused."""
+    proctor.is_staff = True  # for the admin's own "change password" page
+    await proctor.asave(update_fields=["is_staff"])
+    here = await sync_to_async(_signed_in)(proctor)
+    elsewhere = await sync_to_async(_signed_in)(proctor)
+    sockets = [await _open(exam, here), await _open(exam, elsewhere)]
+    try:
+        response = await sync_to_async(here.post)(
+            "/admin/password_change/",
+            {
+                "old_password": "correct-horse-1",
+                "new_password1": "a-new-horse-2",
+                "new_password2": "a-new-horse-2",
+            },
+        )
+        assert response.status_code == 302
+        for communicator in sockets:
+            await _closes_promptly(communicator)
+        sockets.append(await _open(exam, here))  # the reconnect, with the cycled session's cookie
+        headers = [
+            (b"origin", b"http://127.0.0.1"),
+            (b"cookie", f"sessionid={elsewhere.cookies['sessionid'].value}".encode()),
+        ]
+        refused = WebsocketCommunicator(application, f"/ws/proctor/exams/{exam.code}/", headers=headers)
+        sockets.append(refused)
+        connected, _ = await refused.connect()
+        assert not connected
+        assert (await sync_to_async(elsewhere.get)("/proctor/")).status_code == 302  # signed out there too
+    finally:
+        for communicator in sockets:
+            await communicator.disconnect()
 
 
 async def test_it_keeps_the_socket_of_a_proctor_whose_rights_stay(exam, proctor, other_proctor):

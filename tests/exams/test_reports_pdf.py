@@ -1,6 +1,7 @@
 """The PDF report: what a reviewer prints or files for an appeal."""
 
 import io
+import re
 
 import pytest
 from django.core.files.base import ContentFile
@@ -141,3 +142,62 @@ def test_it_opens_with_a_summary_and_prints_the_reviewers_decisions_and_notes(
     assert "reviewer violation the session A second person helps at 10:02" in obama
     assert "Decision state: Awaiting second reviewer" in obama
     assert "No reviewer has decided anything yet." in reader.pages[2].extract_text()
+
+
+def _solid_jpeg(shade: int) -> bytes:
+    """A small picture of one grey ``shade``: each event's frame is told apart by it."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (shade, shade, shade)).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def _with_frame(session, event_type: str, review_status: str, minute: int) -> Event:
+    at = session.started_at + timezone.timedelta(minutes=minute)
+    event = Event.objects.create(
+        session=session,
+        type=event_type,
+        key=f"{event_type}-{minute}",
+        severity="high",
+        started_at=at,
+        ended_at=at,
+        is_open=False,
+        review_status=review_status,
+    )
+    event.evidence.save("frame.jpg", ContentFile(_solid_jpeg(10 * minute)))
+    return event
+
+
+def _printed_shades(reader: PdfReader) -> set[int]:
+    shades = set()
+    for page in reader.pages:
+        for picture in page.images:
+            shades.add(round(picture.image.convert("L").getpixel((32, 24)) / 10))
+    return shades
+
+
+@pytest.mark.django_db
+def test_it_prints_confirmed_evidence_first_then_unreviewed_and_leaves_out_dismissed(candidate):
+    from exams.reports import report_render
+    from exams.reports.pdf import EVIDENCE_PER_SESSION
+
+    session = candidate.session
+    advance(session, "consented", "verified", "in_progress", "submitted")
+    _with_frame(session, "multiple_faces", "dismissed", 0)  # the first in time
+    for minute in range(1, 9):  # eight nobody has decided yet
+        _with_frame(session, "no_face", "pending", minute)
+    _with_frame(session, "prohibited_object", "confirmed", 20)  # the last two in time
+    _with_frame(session, "prohibited_object", "confirmed", 21)
+    assert EVIDENCE_PER_SESSION == 6
+
+    reader = PdfReader(io.BytesIO(report_render(session.exam, "pdf")))
+    # The two confirmed, then the first four unreviewed in time; not the dismissed one.
+    assert _printed_shades(reader) == {20, 21, 1, 2, 3, 4}
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages[1:])
+    evidence = text[text.index("Evidence frames") :]
+    statuses = re.findall(r", (confirmed by a reviewer|not reviewed yet)", evidence)  # a caption ends so
+    assert statuses == ["confirmed by a reviewer"] * 2 + ["not reviewed yet"] * 4, "in print order"
+    # Every frame not printed is accounted for, truthfully: all are on the review page.
+    assert "4 more evidence frame(s) of confirmed or unreviewed events are on the review page." in evidence
+    assert "1 frame(s) of events a reviewer dismissed are not printed" in evidence

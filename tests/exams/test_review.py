@@ -72,9 +72,75 @@ def test_it_clears_a_session_once(reviewer, finished_session):
     finished_session.refresh_from_db()
     assert finished_session.state == "cleared"
     response = _login(reviewer).post(url, {"outcome": "violation"}, follow=True)
-    assert b"cannot be reviewed" in response.content
+    assert b"cleared by a reviewer. Its decisions are locked" in response.content
     finished_session.refresh_from_db()
     assert finished_session.state == "cleared"
+
+
+def _final_violation(session, reviewer, second_reviewer) -> None:
+    url = f"/review/sessions/{session.public_id}/decide"
+    _login(reviewer).post(url, {"outcome": "violation"})
+    _login(second_reviewer).post(url, {"outcome": "violation"})
+    session.refresh_from_db()
+    assert session.state == "violation"
+
+
+LOCKED = "This session&#x27;s outcome is final: a violation, confirmed by two reviewers."
+
+
+@pytest.mark.django_db
+def test_it_locks_the_decisions_of_a_final_violation(reviewer, second_reviewer, event):
+    session = event.session
+    client = _login(reviewer)
+    client.post(f"/review/events/{event.public_id}/decide", {"decision": "confirm"})
+    _final_violation(session, reviewer, second_reviewer)
+    decided = AuditEntry.objects.exclude(action="report_view")  # the pages shown are audited too
+    decisions, audit = ReviewDecision.objects.count(), decided.count()
+
+    page = client.post(f"/review/events/{event.public_id}/decide", {"decision": "dismiss"}, follow=True)
+    assert LOCKED in page.content.decode()
+    bulk = f"/review/sessions/{session.public_id}/decide-type"
+    page = client.post(bulk, {"type": event.type, "decision": "dismiss"}, follow=True)
+    assert LOCKED in page.content.decode()
+    page = _login(second_reviewer).post(
+        f"/review/sessions/{session.public_id}/decide", {"outcome": "clear"}, follow=True
+    )
+    assert LOCKED in page.content.decode()
+    answer = client.post(
+        f"/review/events/{event.public_id}/decide", {"decision": "dismiss"}, HTTP_ACCEPT="application/json"
+    )
+    assert answer.status_code == 409
+    assert answer.json()["error"].startswith("This session's outcome is final: a violation")
+
+    event.refresh_from_db()
+    session.refresh_from_db()
+    assert event.review_status == "confirmed" and session.state == "violation"
+    assert ReviewDecision.objects.count() == decisions and decided.count() == audit
+    workbench = client.get(f"/review/sessions/{session.public_id}/").content.decode()
+    assert 'id="workbench" data-session="' in workbench and "data-locked>" in workbench
+    assert f'<p id="decisions-locked" class="msg info">{LOCKED}' in workbench
+
+
+@pytest.mark.django_db
+def test_it_locks_the_events_of_a_cleared_session(reviewer, event):
+    session = event.session
+    client = _login(reviewer)
+    client.post(f"/review/sessions/{session.public_id}/decide", {"outcome": "clear"})
+    page = client.post(f"/review/events/{event.public_id}/decide", {"decision": "confirm"}, follow=True)
+    assert "cleared by a reviewer. Its decisions are locked" in page.content.decode()
+    event.refresh_from_db()
+    assert event.review_status == "pending"
+
+
+@pytest.mark.django_db
+def test_it_says_in_the_admin_that_a_final_sessions_decisions_are_locked(
+    admin_client, reviewer, second_reviewer, event
+):
+    session = event.session
+    assert LOCKED not in admin_client.get(f"/admin/exams/examsession/{session.pk}/change/").content.decode()
+    _final_violation(session, reviewer, second_reviewer)
+    for page in (f"/admin/exams/examsession/{session.pk}/change/", f"/admin/exams/event/{event.pk}/change/"):
+        assert LOCKED in admin_client.get(page).content.decode()
 
 
 @pytest.mark.django_db
