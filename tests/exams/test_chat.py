@@ -93,11 +93,11 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
     assert answer["speaker"] == "Proctor" and answer["sender"] == "proctor" and "author" not in answer
     proctor_line = await _next_of(grid, "chat")
     assert proctor_line["message"]["sender"] == "proctor" and proctor_line["message"]["author"] == "proctor"
-    assert proctor_line["message"]["speaker"] == "Proctor proctor"
+    assert proctor_line["message"]["speaker"] == "Proctor"  # the user "proctor", named once
 
     await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="warn", text="")
     assert (await _next_of(candidate, "chat"))["message"]["speaker"] == "Proctor (warning)"
-    assert (await _next_of(grid, "chat"))["message"]["speaker"] == "Proctor proctor (warning)"
+    assert (await _next_of(grid, "chat"))["message"]["speaker"] == "Proctor (warning)"
 
     stored = [(m.sender, m.author_id, m.text) async for m in Message.objects.filter(session=live_session)]
     assert stored == [

@@ -1,0 +1,12 @@
+"""``{{ key|words }}``: a stored key as people read it (``extra_minutes`` ->
+"extra minutes"), for the event details a page lists. Event types, states and
+statuses have their words in the models' choices (``get_..._display``, ``label``)."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def words(value) -> str:
+    return str(value).replace("_", " ")
