@@ -36,10 +36,8 @@ def test_it_lets_a_candidate_consent_early_but_not_verify_or_start(candidate):
     text = verify.content.decode()
     opens = clock_text(exam.opens_at, "datetime")
     assert opens.endswith(" UTC")  # the server's zone, named; clock.js shows the reader's
-    assert (
-        f'This exam opens at <time datetime="{exam.opens_at.isoformat()}" data-clock="datetime">{opens}</time>'
-        in text
-    )
+    iso = exam.opens_at.isoformat()
+    assert f'This exam opens at <time datetime="{iso}" data-clock="datetime">{opens}</time>' in text
     assert "js/clock.js" in text
     photo = client.post(f"/take/{candidate.token}/verify/photo", b"\xff\xd8\xff0", content_type="image/jpeg")
     assert photo.status_code == 409 and photo.json()["error"] == "outside_window"

@@ -61,7 +61,12 @@ def test_it_confirms_an_event_in_json_when_asked(reviewer, finished_session):
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     data = response.json()
     assert data["events"] == [
-        {"id": str(event.public_id), "type": "multiple_faces", "review_status": "confirmed"}
+        {
+            "id": str(event.public_id),
+            "type": "multiple_faces",
+            "label": "multiple faces",
+            "review_status": "confirmed",
+        }
     ]
     assert data["risk"] == 30 and data["decision_state"] == "awaiting_review"
     event.refresh_from_db()
