@@ -116,10 +116,10 @@ class Browsers:
         self._browsers.append(browser)
         return browser
 
-    def context(self, browser, viewport: dict | None = None):
+    def context(self, browser, viewport: dict | None = None, **options):
         """A fresh browser context (cookies of its own) that records console errors
-        and uncaught exceptions."""
-        context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP)
+        and uncaught exceptions. ``options`` go to Playwright (``timezone_id``, ``locale``)."""
+        context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP, **options)
         context.set_default_timeout(15_000)
         context.on("console", self._console)
         context.on("weberror", lambda err: self.errors.append(f"pageerror: {err.error}"))
@@ -129,8 +129,8 @@ class Browsers:
         if message.type == "error":
             self.errors.append(f"console: {message.text} ({message.location.get('url')})")
 
-    def login(self, browser, username: str, viewport: dict | None = None):
-        context = self.context(browser, viewport)
+    def login(self, browser, username: str, viewport: dict | None = None, **options):
+        context = self.context(browser, viewport, **options)
         page = context.new_page()
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill(username)
