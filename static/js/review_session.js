@@ -198,8 +198,8 @@ function addDecisionLine(form, submitter) {
   const list = document.getElementById("decisions");
   list.querySelector(".none")?.remove();
   const li = document.createElement("li");
-  // The same words as the server's list: the decision's label, the event's label.
-  const decision = { confirm: "Confirm", dismiss: "Dismiss", clear: "Clear", violation: "Violation" }[submitter.value] ?? submitter.value;
+  // The same words as the server's list: the decision's label (on its button), the event's label.
+  const decision = submitter.dataset.label || submitter.value;
   const what = form.dataset.kind === "event" ? ` ${form.closest("li.event").querySelector(".etype").textContent}`
     : form.dataset.kind === "bulk" ? ` every ${form.querySelector(".bulk-type").textContent}` : "";
   li.textContent = `just now, you: ${decision}${what}`;
