@@ -13,13 +13,14 @@ INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run worker beat lint test bench evaluate clean distclean
+.PHONY: help install install-dev run worker beat lint test screenshots bench evaluate clean distclean
 
 help:
 	@echo "make run       install into $(VENV), migrate, seed the demo, serve on 127.0.0.1:$${PORT:-8000}"
 	@echo "make install   create $(VENV) and install requirements.txt"
 	@echo "make lint      ruff check and ruff format --check"
 	@echo "make test      install requirements-dev.txt, lint, start local services if possible, run pytest"
+	@echo "make screenshots  run the browser tests and update the README's docs/screenshots/*.png"
 	@echo "make worker    run a Celery worker (needs REDIS_URL)"
 	@echo "make beat      run Celery beat (needs REDIS_URL)"
 	@echo "make bench     time the detection pipeline"
@@ -66,6 +67,11 @@ test: lint
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \
 	SECRET_KEY="$${SECRET_KEY:-test-only-not-a-secret}" \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# `make test` saves the browser tests' screenshots in the ignored test-artifacts/;
+# this runs those tests with UPDATE_SCREENSHOTS=1 so they replace the README's.
+screenshots:
+	UPDATE_SCREENSHOTS=1 $(MAKE) test PYTEST_ARGS="tests/e2e $(PYTEST_ARGS)"
 
 bench: $(INSTALLED)
 	$(PY) -m detection bench --photos tests/data/photos

@@ -354,6 +354,8 @@ EVENT_LABELS = {
     "connection_lost": "connection lost",
     "duplicate_session": "second tab or device",
 }
+# The one source of those words: the field's choices (get_type_display, admin, forms).
+EVENT_TYPE_CHOICES = [(t, EVENT_LABELS.get(t, t.replace("_", " "))) for t in EVENT_TYPES]
 
 
 class Event(models.Model):
@@ -364,7 +366,7 @@ class Event(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     session = models.ForeignKey(ExamSession, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=30, choices=[(t, t) for t in EVENT_TYPES])
+    type = models.CharField(max_length=30, choices=EVENT_TYPE_CHOICES)
     key = models.CharField(max_length=80, help_text="Separates concurrent conditions of one type.")
     severity = models.CharField(max_length=10, choices=[(s, s) for s in ("low", "medium", "high")])
     started_at = models.DateTimeField()
@@ -393,7 +395,7 @@ class Event(models.Model):
 
     @staticmethod
     def label_of(event_type: str) -> str:
-        return EVENT_LABELS.get(event_type, event_type.replace("_", " "))
+        return dict(EVENT_TYPE_CHOICES).get(event_type, event_type.replace("_", " "))
 
     @property
     def label(self) -> str:
@@ -531,7 +533,10 @@ class Message(models.Model):
         marked if a warning."""
         if self.sender == self.Sender.CANDIDATE:
             return self.session.candidate.name
-        label = f"Proctor {self.author_name}".rstrip()
+        # "Proctor alice"; a proctor whose user name is just "proctor" (the demo's)
+        # reads "Proctor", not "Proctor proctor".
+        name = self.author_name
+        label = f"Proctor {name}" if name and name.casefold() != "proctor" else "Proctor"
         return f"{label} (warning)" if self.kind == self.Kind.WARNING else label
 
     @property

@@ -37,7 +37,8 @@ def risk_of(events) -> Risk:
         seconds = sum(e.duration_seconds for e in items)
         severity = items[0].severity
         reason = (
-            f"{len(items)} × {event_type} ({severity}, {WEIGHTS[severity]} points each at full confidence"
+            f"{len(items)} × {Event.label_of(event_type)} ({severity},"
+            f" {WEIGHTS[severity]} points each at full confidence"
         )
         reason += f", {seconds:.0f} s in total)" if seconds else ")"
         lines.append(RiskLine(event_type, len(items), points, reason))

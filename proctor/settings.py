@@ -312,7 +312,9 @@ FRAME_BURST = 3
 # A candidate connection not heard from for this long counts as lost.
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 20, minimum=5)
 # Consent text version shown to candidates; bump when the policy text changes.
-CONSENT_POLICY_VERSION = "2026-11-3"  # 2026-11-3: what declining means; 2026-11-2: chat is recorded
+# The date the text last changed, as an ISO 8601 date (earlier versions: 2026-11-3, what declining
+# means; 2026-11-2, chat is recorded; both written before versions were proper dates).
+CONSENT_POLICY_VERSION = "2026-11-03"
 
 # Whom a candidate asks about the exam (shown when they decline proctoring, and in invitations).
 SUPPORT_CONTACT = env_str("SUPPORT_CONTACT")

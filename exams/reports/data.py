@@ -3,6 +3,7 @@ CSV and PDF formats (``text``, ``pdf``) are all built from this."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.db.models import Prefetch
@@ -13,7 +14,8 @@ from exams.risk import risk_of
 
 
 def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    """ISO 8601 in UTC: the JSON keeps it, the CSV says "(UTC)" in its header."""
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 def exam_sessions(exam: Exam):

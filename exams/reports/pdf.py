@@ -14,6 +14,7 @@ from datetime import datetime
 from xml.sax.saxutils import escape
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -29,6 +30,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from exams.clock import DATETIME, TIME, clock_text
 from exams.models import Event, Exam, ExamSession
 from exams.reports.data import decision_state, evidence_to_print, exam_sessions, proctor_action_rows
 from exams.risk import risk_of
@@ -54,7 +56,7 @@ def _action_text(action: dict) -> str:
     if details.get("minutes"):
         words += f", {details['minutes']} min"
     if details.get("type"):
-        words += f" of {details['type'].replace('_', ' ')}"
+        words += f" of {Event.label_of(details['type'])}"
     if details.get("text"):
         words += f": {details['text']}"
     if details.get("exam_wide"):
@@ -62,10 +64,9 @@ def _action_text(action: dict) -> str:
     return words
 
 
-def _when(value: datetime | None) -> str:
-    if not value:
-        return "—"
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+def _when(value: datetime | None, kind: str = DATETIME) -> str:
+    """A time as every page shows it (exams/clock.py), in the server's zone, named."""
+    return clock_text(value, kind) or "—"
 
 
 def _p(text: str, style) -> Paragraph:
@@ -107,14 +108,14 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
             body,
         ),
     ]
-    identity = session.verification_status or "—"
+    identity = session.get_verification_status_display() or "—"
     if session.verification_distance is not None:
         identity += f" (distance {session.verification_distance:.3f})"
     facts = [
         [
             "Consented",
             _when(session.consented_at)
-            + (f" (policy {session.consent_version})" if session.consent_version else ""),
+            + (f" (policy version {session.consent_version})" if session.consent_version else ""),
         ],
         ["Identity check", identity],
         ["Started", _when(session.started_at)],
@@ -138,10 +139,10 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
         for e in events:
             rows.append(
                 [
-                    _p(e.type, small),
+                    _p(e.label, small),
                     _p(e.severity, small),
-                    _p(_when(e.started_at), small),
-                    _p(_when(e.ended_at) + (" (open)" if e.is_open else ""), small),
+                    _p(_when(e.started_at, TIME), small),
+                    _p(_when(e.ended_at, TIME) + (" (open)" if e.is_open else ""), small),
                     _p(f"{e.confidence:.2f}", small),
                     _p(e.review_status, small),
                 ]
@@ -173,9 +174,9 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
                 [
                     _p(_when(d.created_at), small),
                     _p(d.reviewer.get_username(), small),
-                    _p(d.decision, small),
+                    _p(d.get_decision_display(), small),
                     _p(
-                        f"{d.event.type} at {_when(d.event.started_at)[11:]}"
+                        f"{d.event.label} at {_when(d.event.started_at, TIME)}"
                         if d.event_id
                         else "the session",
                         small,
@@ -200,13 +201,13 @@ def _session_story(session: ExamSession, events: list[Event], styles) -> list:
     if conversation:
         story += [Spacer(1, 3 * mm), _p("Messages during the exam", styles["Heading4"])]
         for m in conversation:
-            story.append(_p(f"{_when(m.created_at)}  {m.speaker}: {m.text}", small))
+            story.append(_p(f"{_when(m.created_at, TIME)}  {m.speaker}: {m.text}", small))
 
     actions = proctor_action_rows(session)
     if actions:
         story += [Spacer(1, 3 * mm), _p("Proctor actions during the exam", styles["Heading4"])]
         for a in actions:
-            story.append(_p(f"{a['at'][11:19]}  {a['by']}: {_action_text(a)}", small))
+            story.append(_p(f"{_when(parse_datetime(a['at']), TIME)}  {a['by']}: {_action_text(a)}", small))
 
     story += _evidence_story(events, styles)
     return story
@@ -230,7 +231,7 @@ def _evidence_story(events: list[Event], styles) -> list:
         if image is None:
             unreadable += 1
             continue
-        caption = f"{e.label} at {_when(e.started_at)}, {_REVIEW_WORDS[e.review_status]}"
+        caption = f"{e.label} at {_when(e.started_at, TIME)}, {_REVIEW_WORDS[e.review_status]}"
         frames.append([image, _p(caption, small)])
     story: list = []
     if frames:

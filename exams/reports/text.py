@@ -6,25 +6,29 @@ import csv
 import io
 import json
 
-from exams.models import Exam
+from exams.models import Event, Exam
 from exams.reports.data import exam_report
 
+# The CSV is read in a spreadsheet: its header says in words what each column
+# holds. Times are ISO 8601 in UTC (the database's zone), as the header says;
+# the event's code stays beside its words for scripts (JSON keeps only codes).
 CSV_COLUMNS = [
-    "candidate",
-    "email",
-    "state",
-    "consented_at",
-    "started_at",
-    "finished_at",
-    "ended",
-    "risk_score",
-    "event_type",
-    "severity",
-    "started_at_event",
-    "ended_at",
-    "confidence",
-    "review_status",
-    "evidence",
+    "Candidate",
+    "Email",
+    "State",
+    "Consented at (UTC)",
+    "Started at (UTC)",
+    "Finished at (UTC)",
+    "How it ended",
+    "Risk score",
+    "Event",
+    "Event code",
+    "Severity",
+    "Event started at (UTC)",
+    "Event ended at (UTC)",
+    "Confidence",
+    "Review status",
+    "Evidence",
 ]
 
 
@@ -76,11 +80,12 @@ def report_csv(exam: Exam, *, site_url: str = "") -> str:
             s["risk_score"],
         ]
         if not s["events"]:
-            writer.writerow(head + [""] * 7)
+            writer.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
         for e in s["events"]:
             writer.writerow(
                 head
                 + [
+                    Event.label_of(e["type"]),
                     e["type"],
                     e["severity"],
                     e["started_at"],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from exams import live
+from exams.clock import DATETIME, clock_text
 from exams.models import Event, Exam, ExamSession, VerificationStatus
 from exams.services.audit import audit_record, candidate_label
 from exams.services.events import event_record_instant, events_close_open
@@ -39,7 +40,7 @@ class OutsideWindow(Exception):
 
 
 def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return clock_text(at, DATETIME)
 
 
 def exam_window_check(*, exam: Exam, now: datetime | None = None) -> None:

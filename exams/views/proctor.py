@@ -17,6 +17,7 @@ from exams.access import (
     get_session_for_proctor,
     is_proctor,
 )
+from exams.clock import clock_text
 from exams.models import ExamSession, IllegalTransition
 from exams.views.review import reference_response
 
@@ -121,7 +122,7 @@ def proctor_extra_time(request: HttpRequest, public_id) -> HttpResponse:
     except IllegalTransition as exc:
         messages.error(request, str(exc).capitalize() + ".")
     else:
-        ends = f" Their exam now ends at {session.deadline:%H:%M}." if session.deadline else ""
+        ends = f" Their exam now ends at {clock_text(session.deadline)}." if session.deadline else ""
         messages.success(request, f"Gave {session.candidate.name} {minutes} more minutes.{ends}")
     return redirect("proctor_session", public_id=session.public_id)
 

@@ -142,7 +142,12 @@ def _refused_status(exc: Exception) -> int:
 
 
 def _event_json(event: Event) -> dict:
-    return {"id": str(event.public_id), "type": event.type, "review_status": event.review_status}
+    return {
+        "id": str(event.public_id),
+        "type": event.type,
+        "label": event.label,
+        "review_status": event.review_status,
+    }
 
 
 @require_POST

@@ -1,6 +1,8 @@
 // One line of a candidate-proctor conversation, as templates/_chat.html renders it,
 // from a "chat" message of the socket: the server labels the speaker for the reader.
 // Lines are added once, however often they arrive.
+import { clockElement } from "./clock.js";
+
 export function appendChatLine(log, { id, sender, kind, speaker, text, at }) {
   if (log.querySelector(`li[data-id="${id}"]`)) return;
   log.querySelector(".empty")?.remove();
@@ -10,11 +12,7 @@ export function appendChatLine(log, { id, sender, kind, speaker, text, at }) {
   const whoEl = document.createElement("span");
   whoEl.className = "who";
   whoEl.textContent = speaker;
-  const time = document.createElement("time");
-  time.className = "muted";
-  const when = new Date(at);
-  time.dateTime = when.toISOString();
-  time.textContent = when.toLocaleTimeString();
+  const time = clockElement(at, "time", "muted");
   const textEl = document.createElement("span");
   textEl.className = "text";
   textEl.textContent = text;

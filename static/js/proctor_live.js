@@ -8,6 +8,7 @@
 // beep (WebAudio, a toggle kept in localStorage), count in the title while the
 // page is out of sight and, if the proctor opts in, raise desktop notifications.
 // window.gridStats holds how long each batch took to draw (for manage.py grid_bench).
+import { formatClock } from "./clock.js";
 import { confirmSubmits } from "./confirm.js";
 import { openSocket } from "./socket.js";
 
@@ -281,7 +282,7 @@ function addAlert(event, { live }) {
   }
   li.dataset.type = event.type;
   li.className = event.acknowledged_by ? "handled" : "";
-  const time = new Date(event.started_at).toLocaleTimeString();
+  const time = formatClock(event.started_at, "time");
   const parts = feedParts({
     pillClass: `pill sev-${event.severity}`, label: event.label, href: event.session_url,
     candidate: event.candidate, when: `${time}${event.open ? " (ongoing)" : ""}`,
@@ -331,7 +332,7 @@ function addChat(message) {
   text.textContent = message.text;
   li.append(...feedParts({
     pillClass: "pill", label: "message", href: `${message.session_url}#chat`,
-    candidate: message.candidate, when: new Date(message.at).toLocaleTimeString(),
+    candidate: message.candidate, when: formatClock(message.at, "time"),
   }), text);
   feed.prepend(li);
   trimFeed();

@@ -2,6 +2,7 @@
 // the picture, the state, the deadline and the timeline update in place, and
 // new lines of the conversation appear, without a reload. Ending the exam asks first.
 import { appendChatLine } from "./chat.js";
+import { clockElement, formatClock, showClock } from "./clock.js";
 import { confirmSubmits } from "./confirm.js";
 import { openSocket } from "./socket.js";
 
@@ -13,7 +14,7 @@ const timeline = document.getElementById("timeline");
 const last = document.getElementById("session-last");
 let lastFrameAt = last.dataset.at || null;
 
-function time(iso) { return new Date(iso).toLocaleTimeString(); }
+function time(iso) { return formatClock(iso, "time"); }
 
 // The full frame comes over HTTP (204 while there is none): show it once it loaded.
 picture.addEventListener("load", () => { picture.hidden = false; noPicture.hidden = true; });
@@ -35,13 +36,12 @@ function updateSession(session) {
   document.getElementById("session-paused").hidden = !session.paused;
   document.getElementById("session-frames").textContent = session.frames_analysed;
   const deadline = document.getElementById("session-deadline");
-  if (deadline && session.deadline && deadline.dateTime !== session.deadline) {
-    deadline.dateTime = session.deadline;
-    deadline.textContent = new Date(session.deadline).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (deadline && session.deadline && Date.parse(deadline.dateTime) !== Date.parse(session.deadline)) {
+    showClock(deadline, session.deadline, "time");
   }
   if (session.last_frame_at && session.last_frame_at !== lastFrameAt) {
     lastFrameAt = session.last_frame_at;
-    last.textContent = time(lastFrameAt);
+    last.replaceChildren(clockElement(lastFrameAt, "time"));
     if (session.thumbnail || picture.hidden) refreshPicture();
   }
 }

@@ -3,6 +3,7 @@
 // here the same forms are posted with fetch and the server answers in JSON.
 // Positions are set through element.style, which a CSP without
 // 'unsafe-inline' for styles still allows (unlike style="" attributes).
+import { formatClock } from "./clock.js";
 
 const root = document.getElementById("workbench");
 const statusLine = document.getElementById("workbench-status");
@@ -85,7 +86,7 @@ function setupClip(figure) {
     frames[shown].classList.remove("shown");
     shown = (i + frames.length) % frames.length;
     frames[shown].classList.add("shown");
-    at.textContent = `${frames[shown].dataset.at} · frame ${shown + 1} of ${frames.length}`;
+    at.textContent = `${formatClock(frames[shown].dataset.at, "time")} · frame ${shown + 1} of ${frames.length}`;
   };
   const stop = () => { clearInterval(timer); timer = null; button.textContent = "Play"; };
   frames[0].classList.add("shown");
@@ -188,7 +189,7 @@ async function decide(form, submitter) {
     const changed = (data.events || []).length;
     if (data.message) say(data.message, "success");
     else if (form.dataset.kind === "bulk") say(`${changed} event(s) now ${submitter.value === "confirm" ? "confirmed" : "dismissed"}.`, "success");
-    else if (changed) say(`${data.events[0].type} ${data.events[0].review_status}.`, "success");
+    else if (changed) say(`${data.events[0].label}: ${data.events[0].review_status}.`, "success");
     addDecisionLine(form, submitter);
     return true;
   } catch (err) {
@@ -203,9 +204,11 @@ function addDecisionLine(form, submitter) {
   const list = document.getElementById("decisions");
   list.querySelector(".none")?.remove();
   const li = document.createElement("li");
-  const what = form.dataset.kind === "event" ? ` ${form.closest("li.event").dataset.type}`
-    : form.dataset.kind === "bulk" ? ` every ${form.querySelector("input[name=type]").value}` : "";
-  li.textContent = `just now, you: ${submitter.value}${what}`;
+  // The same words as the server's list: the decision's label (on its button), the event's label.
+  const decision = submitter.dataset.label || submitter.value;
+  const what = form.dataset.kind === "event" ? ` ${form.closest("li.event").querySelector(".etype").textContent}`
+    : form.dataset.kind === "bulk" ? ` every ${form.querySelector(".bulk-type").textContent}` : "";
+  li.textContent = `just now, you: ${decision}${what}`;
   list.append(li);
 }
 

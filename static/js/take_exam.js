@@ -6,6 +6,7 @@ import { startCamera, captureJpeg, cameraErrorMessage } from "./camera.js";
 import { appendChatLine } from "./chat.js";
 import { openSocket } from "./socket.js";
 import { formatLeft, startCountdown } from "./countdown.js";
+import { formatClock, showClock } from "./clock.js";
 
 const root = document.getElementById("exam");
 const video = document.getElementById("selfview");
@@ -92,7 +93,7 @@ function onMessage(msg) {
     paused = msg.paused;
     pausedOverlay.hidden = !paused;
     if (msg.interval) streamEvery(msg.interval);
-    if (msg.deadline) countdown?.setDeadline(msg.deadline);
+    if (msg.deadline) moveDeadline(msg.deadline);
     if (notice.dataset.code === "duplicate_session" || notice.dataset.code === "unavailable") notice.hidden = true;
   } else if (msg.type === "error") {
     say(msg.message, "error");
@@ -104,7 +105,7 @@ function onMessage(msg) {
   else if (msg.type === "chat") appendChatLine(chatLog, msg.message);
   else if (msg.type === "chat_ack") { if (chatText.value.trim() === msg.message.text) chatText.value = ""; }
   else if (msg.type === "deadline") {
-    if (countdown?.setDeadline(msg.deadline)) say(`Your time was extended: the exam now ends at ${clockTime(msg.deadline)}.`, "info");
+    if (moveDeadline(msg.deadline)) say(`Your time was extended: the exam now ends at ${formatClock(msg.deadline)}.`, "info");
   }
   else if (msg.type === "pause") { paused = true; pausedOverlay.hidden = false; }
   else if (msg.type === "resume") { paused = false; pausedOverlay.hidden = true; }
@@ -166,8 +167,15 @@ const timerText = document.getElementById("timer");
 const timerBox = document.getElementById("timer-box");
 const timeWarning = document.getElementById("time-warning");
 
-function clockTime(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+// The deadline is one value: the countdown, the "Your exam ends at" line and the
+// extra-time notice all show it, and move together when it moves.
+const deadlineAt = document.getElementById("deadline-at");
+
+function moveDeadline(iso) {
+  if (!countdown?.setDeadline(iso)) return false;
+  root.dataset.deadline = iso;
+  if (deadlineAt) showClock(deadlineAt, iso, "time");
+  return true;
 }
 
 const countdown = root.dataset.deadline ? startCountdown({

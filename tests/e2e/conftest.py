@@ -11,7 +11,8 @@ ORM calls in this process. The server and the worker never get that switch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,19 @@ from tests.conftest import CHROMIUM, daphne_start, free_port, has_failed, proces
 from tests.e2e.fake_webcam import write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's images are tracked; a test run writes its screenshots into the
+# ignored test-artifacts/ unless asked (`make screenshots` sets UPDATE_SCREENSHOTS=1).
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+ARTIFACT_SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+def screenshot_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the browser tests save their screenshots: docs/screenshots only with
+    UPDATE_SCREENSHOTS=1, otherwise test-artifacts/screenshots."""
+    return DOCS_SCREENSHOTS if environ.get("UPDATE_SCREENSHOTS") == "1" else ARTIFACT_SCREENSHOTS
+
+
+SCREENSHOTS = screenshot_dir()
 PASSWORD = "correct-horse-1"  # the named actors' password in tests/conftest.py
 LAPTOP = {"width": 1280, "height": 720}
 PHONE = {"width": 390, "height": 844}
@@ -103,10 +116,10 @@ class Browsers:
         self._browsers.append(browser)
         return browser
 
-    def context(self, browser, viewport: dict | None = None):
+    def context(self, browser, viewport: dict | None = None, **options):
         """A fresh browser context (cookies of its own) that records console errors
-        and uncaught exceptions."""
-        context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP)
+        and uncaught exceptions. ``options`` go to Playwright (``timezone_id``, ``locale``)."""
+        context = browser.new_context(base_url=self.base_url, viewport=viewport or LAPTOP, **options)
         context.set_default_timeout(15_000)
         context.on("console", self._console)
         context.on("weberror", lambda err: self.errors.append(f"pageerror: {err.error}"))
@@ -116,8 +129,8 @@ class Browsers:
         if message.type == "error":
             self.errors.append(f"console: {message.text} ({message.location.get('url')})")
 
-    def login(self, browser, username: str, viewport: dict | None = None):
-        context = self.context(browser, viewport)
+    def login(self, browser, username: str, viewport: dict | None = None, **options):
+        context = self.context(browser, viewport, **options)
         page = context.new_page()
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill(username)

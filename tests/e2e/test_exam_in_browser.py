@@ -177,7 +177,7 @@ def test_it_flags_a_second_person_live_and_the_reviewer_confirms_it(
     row.get_by_role("link", name="Report").click()
     report.wait_for_url(f"**/review/sessions/{session.public_id}/")
     expect(report.get_by_role("heading", level=1)).to_contain_text("Barack Obama")
-    expect(report.locator(".facts")).to_contain_text("matched")
+    expect(report.locator(".facts")).to_contain_text("Matched (distance")  # the status in words
     expect(report.locator(".chat-log")).to_contain_text("My brother walked in, he is leaving.")
     first = flagged[0]
     item = report.locator(f"#event-{first.public_id}")

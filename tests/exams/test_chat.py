@@ -93,11 +93,11 @@ async def test_the_candidate_writes_and_every_proctor_reads_it_live(live_session
     assert answer["speaker"] == "Proctor" and answer["sender"] == "proctor" and "author" not in answer
     proctor_line = await _next_of(grid, "chat")
     assert proctor_line["message"]["sender"] == "proctor" and proctor_line["message"]["author"] == "proctor"
-    assert proctor_line["message"]["speaker"] == "Proctor proctor"
+    assert proctor_line["message"]["speaker"] == "Proctor"  # the user "proctor", named once
 
     await sync_to_async(services.proctor_act)(session=live_session, actor=proctor, action="warn", text="")
     assert (await _next_of(candidate, "chat"))["message"]["speaker"] == "Proctor (warning)"
-    assert (await _next_of(grid, "chat"))["message"]["speaker"] == "Proctor proctor (warning)"
+    assert (await _next_of(grid, "chat"))["message"]["speaker"] == "Proctor (warning)"
 
     stored = [(m.sender, m.author_id, m.text) async for m in Message.objects.filter(session=live_session)]
     assert stored == [
@@ -172,7 +172,11 @@ def test_the_conversation_shows_on_every_page_and_in_the_reports(live_session, p
         client.force_login(user)
         page = client.get(url).content.decode()
         assert "Barack Obama" in page and "Can I drink &lt;water&gt;?" in page, url
-        assert "Proctor proctor (warning)" in page and "Keep your face in view." in page, url
+        assert (
+            "Proctor (warning)" in page
+            and "Proctor proctor" not in page
+            and "Keep your face in view." in page
+        ), url
 
     exported = json.loads(reports.report_json(live_session.exam))["sessions"][0]["messages"]
     assert [(m["sender"], m["author"], m["kind"], m["text"]) for m in exported] == [

@@ -179,7 +179,7 @@ def test_it_exports_every_session_with_its_events(live_session, tmp_path):
         stderr=io.StringIO(),
     )
     rows = list(csv.DictReader(out.open()))
-    assert rows[0]["event_type"] == "multiple_faces" and rows[0]["candidate"] == "Barack Obama"
+    assert rows[0]["Event code"] == "multiple_faces" and rows[0]["Candidate"] == "Barack Obama"
     assert AuditEntry.objects.filter(action="report_export").count() == 2
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from exams import services
+from exams.clock import clock_text
 from exams.models import AuditEntry, ExamSession
 from exams.reports import report_render
 from tests.conftest import advance
@@ -33,12 +34,11 @@ def test_it_lets_a_candidate_consent_early_but_not_verify_or_start(candidate):
     verify = client.get(f"/take/{candidate.token}/verify/")
     assert verify.status_code == 403
     text = verify.content.decode()
-    opens = exam.opens_at.strftime("%Y-%m-%d %H:%M UTC")
-    assert (
-        f'This exam opens at <time datetime="{exam.opens_at.isoformat()}" data-local-time>{opens}</time>'
-        in text
-    )
-    assert "js/local_time.js" in text
+    opens = clock_text(exam.opens_at, "datetime")
+    assert opens.endswith(" UTC")  # the server's zone, named; clock.js shows the reader's
+    iso = exam.opens_at.isoformat()
+    assert f'This exam opens at <time datetime="{iso}" data-clock="datetime">{opens}</time>' in text
+    assert "js/clock.js" in text
     photo = client.post(f"/take/{candidate.token}/verify/photo", b"\xff\xd8\xff0", content_type="image/jpeg")
     assert photo.status_code == 409 and photo.json()["error"] == "outside_window"
     assert photo.json()["opens_at"] == exam.opens_at.isoformat()

@@ -17,6 +17,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from exams import live, reports, services
+from exams.clock import clock_text
 from exams.models import AuditEntry, Event, ExamSession, Message
 from proctor.asgi import application
 from tests.conftest import _candidate, advance
@@ -291,8 +292,8 @@ async def test_extra_time_moves_the_deadline_and_the_candidate_hears_it(live_ses
         await socket.disconnect()
     after = before + timedelta(minutes=10)
     assert told == {"type": "deadline", "deadline": after.isoformat()}
-    local = timezone.localtime(after)
-    assert _flash(response) == f"Gave Barack Obama 10 more minutes. Their exam now ends at {local:%H:%M}."
+    ends = clock_text(after)
+    assert _flash(response) == f"Gave Barack Obama 10 more minutes. Their exam now ends at {ends}."
 
     @sync_to_async
     def check():

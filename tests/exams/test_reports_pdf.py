@@ -71,7 +71,7 @@ def test_it_prints_each_session_with_its_score_timeline_and_evidence(flagged_ses
     assert "Algebra final" in text
     assert "Barack Obama" in text and "Joe Biden" in text
     assert "Risk score" in text and "30 / 100" in text  # the dismissed tab_hidden adds nothing
-    assert "multiple_faces" in text and "confirmed" in text and "dismissed" in text
+    assert "multiple faces" in text and "confirmed" in text and "dismissed" in text  # words, not codes
     assert "No events were recorded." in text  # Biden's page
     assert pages == 3 and images == 1  # the summary, then one page per session
     assert AuditEntry.objects.filter(action="report_export", actor=reviewer, details__format="pdf").exists()
@@ -94,7 +94,7 @@ def test_it_still_prints_once_evidence_is_purged(flagged_session, tmp_path):
         stderr=io.StringIO(),
     )
     text, _, images = _pdf_text(out.read_bytes())
-    assert "multiple_faces" in text and images == 0
+    assert "multiple faces" in text and images == 0
 
 
 @pytest.mark.django_db
@@ -138,8 +138,8 @@ def test_it_opens_with_a_summary_and_prints_the_reviewers_decisions_and_notes(
 
     obama = " ".join(line.strip() for line in reader.pages[1].extract_text().splitlines())
     assert "Reviewers' decisions When Reviewer Decision On Note" in obama
-    assert "reviewer confirm multiple_faces at" in obama and "Two faces, clearly" in obama
-    assert "reviewer violation the session A second person helps at 10:02" in obama
+    assert "reviewer Confirm multiple faces at" in obama and "Two faces, clearly" in obama
+    assert "reviewer Violation the session A second person helps at 10:02" in obama
     assert "Decision state: Awaiting second reviewer" in obama
     assert "No reviewer has decided anything yet." in reader.pages[2].extract_text()
 

@@ -61,7 +61,12 @@ def test_it_confirms_an_event_in_json_when_asked(reviewer, finished_session):
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     data = response.json()
     assert data["events"] == [
-        {"id": str(event.public_id), "type": "multiple_faces", "review_status": "confirmed"}
+        {
+            "id": str(event.public_id),
+            "type": "multiple_faces",
+            "label": "multiple faces",
+            "review_status": "confirmed",
+        }
     ]
     assert data["risk"] == 30 and data["decision_state"] == "awaiting_review"
     event.refresh_from_db()
@@ -278,14 +283,14 @@ def test_the_csv_links_each_event_to_its_evidence_view(reviewer, finished_sessio
     url = f"/review/exams/{finished_session.exam.code}/export.csv"
 
     rows = list(csv.DictReader(io.StringIO(_login(reviewer).get(url).content.decode())))
-    links = {row["event_type"]: row["evidence"] for row in rows}
+    links = {row["Event code"]: row["Evidence"] for row in rows}
     assert links == {"multiple_faces": f"http://testserver/evidence/{event.public_id}.jpg", "tab_hidden": ""}
     assert browser.evidence.name == ""
 
     settings.SITE_URL = "https://proctor.example.org"  # behind a proxy, the public origin wins
     rows = list(csv.DictReader(io.StringIO(_login(reviewer).get(url).content.decode())))
-    assert rows[0]["evidence"] == f"https://proctor.example.org/evidence/{event.public_id}.jpg"
-    assert _login(reviewer).get(rows[0]["evidence"].removeprefix(settings.SITE_URL)).status_code == 200
+    assert rows[0]["Evidence"] == f"https://proctor.example.org/evidence/{event.public_id}.jpg"
+    assert _login(reviewer).get(rows[0]["Evidence"].removeprefix(settings.SITE_URL)).status_code == 200
 
 
 @pytest.mark.django_db
@@ -313,7 +318,7 @@ def test_the_export_command_links_evidence_from_site_url(finished_session, setti
     def exported() -> str:
         out = io.StringIO()
         call_command("export_report", str(finished_session.exam.code), "--format", "csv", stdout=out)
-        return next(csv.DictReader(io.StringIO(out.getvalue())))["evidence"]
+        return next(csv.DictReader(io.StringIO(out.getvalue())))["Evidence"]
 
     assert exported() == f"/evidence/{event.public_id}.jpg"  # no request, no SITE_URL: the view's path
     settings.SITE_URL = "https://proctor.example.org"

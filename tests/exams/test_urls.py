@@ -210,8 +210,8 @@ def test_the_pushed_lines_carry_the_speaker_the_pages_show(live_session, proctor
     for_staff = [live.message_payload(m) for m in lines]
     assert [p["speaker"] for p in for_staff] == [
         "Barack Obama",
-        "Proctor proctor",
-        "Proctor proctor (warning)",
+        "Proctor",  # the user named "proctor" is not "Proctor proctor"
+        "Proctor (warning)",
     ]
     assert [p["speaker"] for p in for_staff] == [m.speaker for m in lines]
     assert {p["session_url"] for p in for_staff} == {f"{PREFIX}/proctor/sessions/{live_session.public_id}/"}
