@@ -252,6 +252,12 @@ class ExamSession(models.Model):
     last_faces = models.IntegerField(null=True, blank=True)
     connection_channel = models.CharField(max_length=200, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    frames_due_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the page was last expected to start sending frames (it connected, or the exam "
+        "resumed): a silent camera is counted from the later of this and the last analysed frame.",
+    )
 
     class Meta:
         ordering = ["candidate__name"]
@@ -345,6 +351,7 @@ EVENT_LABELS = {
     "copy_paste": "copy or paste",
     "connection_lost": "connection lost",
     "duplicate_session": "second tab or device",
+    "camera_silent": "no picture from the camera",
 }
 
 
