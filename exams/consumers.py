@@ -19,7 +19,9 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    from one address in a minute: "too_many_requests" and close 4429 (the page retries).
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
-                   "duplicate_session" and close 4409, and may retry.
+                   "duplicate_session" and close 4409, and may retry (the proctors get one
+                   alert per session that counts the attempts, see services.connection_refused).
+                   Bad messages are audited up to services.MAX_AUDITED_SOCKET_ERRORS per session.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
                    {"type": "deadline", "deadline": "<ISO 8601>"}   (extra time moved the end)
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)

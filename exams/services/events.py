@@ -90,9 +90,10 @@ def events_apply(
                     evidence_jpeg=evidence_jpeg,
                 )
             )
-        elif current is None and action.kind == "extend":
+        elif current is None and action.kind == "extend" and session.connection_channel:
             # The condition persists, but its event was closed meanwhile (the connection
-            # was lost and closed it): a new event from this frame on, not one spanning the gap.
+            # was lost and closed it): a new event from this frame on, not one spanning
+            # the gap. A frame analysed after the loss waits for the reconnect.
             changed.append(
                 event_new(
                     session,

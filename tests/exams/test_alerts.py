@@ -314,10 +314,16 @@ def test_it_splits_a_camera_alert_at_a_lost_connection(live_session):
     live_session.connection_channel = "specific.test!page"
     live_session.save()
     services.connection_close(session=live_session, channel_name="specific.test!page")
+    live_session.refresh_from_db()
     event.refresh_from_db()
     assert not event.is_open and event.details["ended_by"] == "connection_lost"
     assert event.ended_at.timestamp() == pytest.approx(start + 4)  # the last frame that showed it
+    # A frame analysed after the loss opens nothing while the page is away.
+    later = EventAction("extend", "multiple_faces", "multiple_faces", start, start + 6, 1.0, {"faces": 2})
+    assert services.events_apply(session=live_session, actions=[later], evidence_jpeg=None) == []
     # Back online, the second person is still there: the rules say "extend", the data a new alert.
+    services.connection_open(session=live_session, channel_name="specific.test!again")
+    live_session.refresh_from_db()
     later = EventAction("extend", "multiple_faces", "multiple_faces", start, start + 30, 1.0, {"faces": 2})
     (after,) = services.events_apply(session=live_session, actions=[later], evidence_jpeg=None)
     assert after.pk != event.pk and after.is_open and after.details["continued"]
