@@ -381,18 +381,31 @@ def cameras_flag_silent(*, now: datetime | None = None, pace_factor: float = 1.0
     analysable frame (none sent, only heartbeats, or frames that never decode)
     for ``camera_silent_after`` seconds gets a high camera_silent alert; one
     that is heard from again, paused or disconnected has it closed. Idempotent.
-    How many alerts were opened or closed."""
+    How many alerts were opened or closed.
+
+    Runs every few seconds over every live attempt, so it reads without locks
+    and takes a session's lock only for one that looks silent or has an alert
+    open (``camera_silent_check`` decides again under the lock)."""
     now = now or timezone.now()
-    # The cheapest possible threshold in SQL; each candidate row is checked exactly under its lock.
+    # The shortest threshold any exam can have, in SQL; each exam's own in Python.
     soonest = now - timedelta(seconds=settings.CAMERA_SILENT_INTERVALS * MIN_FRAME_INTERVAL)
     running = ExamSession.objects.filter(state=ExamSession.State.IN_PROGRESS).exclude(connection_channel="")
-    candidates = (
-        running.filter(paused=False).exclude(last_frame_at__gte=soonest).exclude(frames_due_from__gte=soonest)
+    quiet = (
+        running.filter(paused=False)
+        .exclude(last_frame_at__gte=soonest)
+        .exclude(frames_due_from__gte=soonest)
+        .select_related("candidate__exam")
     )
-    silent_now = Event.objects.filter(key=CAMERA_SILENT, is_open=True).values("session_id")
-    ids = set(candidates.values_list("pk", flat=True)) | set(silent_now.values_list("session_id", flat=True))
+    due = set()
+    for session in quiet:
+        since = _silent_since(session)
+        if since is not None and (now - since).total_seconds() >= camera_silent_after(
+            session, pace_factor=pace_factor
+        ):
+            due.add(session.pk)
+    due |= set(Event.objects.filter(key=CAMERA_SILENT, is_open=True).values_list("session_id", flat=True))
     changed = 0
-    for session in ExamSession.objects.filter(pk__in=ids).select_related("candidate__exam"):
+    for session in ExamSession.objects.filter(pk__in=due).select_related("candidate__exam"):
         try:
             changed += camera_silent_check(session=session, now=now, pace_factor=pace_factor) is not None
         except Exception:  # one broken attempt must not stop the others' alerts
