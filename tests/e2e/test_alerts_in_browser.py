@@ -37,12 +37,15 @@ def test_it_shows_alerts_ending_merging_and_a_silent_camera(browsers, clips, hal
     feed = grid.locator("#feed")
     ada_tile = grid.locator(f"#tile-{ada.public_id}")
     barack_tile = grid.locator(f"#tile-{barack.public_id}")
+    # A click lets the page make sound (browsers start audio only after a gesture).
+    grid.locator("#live-status").click()
 
     # Ada leaves the tab: an ongoing alert, on her tile too.
     hidden = services.signal_record(session=ada, signal="tab_hidden", active=True)
     entry = grid.locator(f"#alert-{hidden.public_id}")
     expect(entry).to_contain_text("(ongoing)")
     expect(ada_tile.locator(".badges")).to_have_text("left the exam tab")
+    grid.wait_for_function("window.gridBeeps === 1")
     # She submits with the tab still hidden: the alert ends where it was, for the proctor too.
     services.session_submit(session=ada)
     expect(entry).to_have_attribute("data-open", "false")
@@ -56,6 +59,7 @@ def test_it_shows_alerts_ending_merging_and_a_silent_camera(browsers, clips, hal
     duplicate = feed.locator("li[data-type=duplicate_session]")
     expect(duplicate).to_have_count(1)
     expect(duplicate).to_contain_text("3 times")
+    assert grid.evaluate("window.gridBeeps") == 2, "one beep for the three attempts"
 
     # Barack's page stays connected but his camera sends nothing the server can analyse.
     barack.refresh_from_db()
@@ -68,6 +72,7 @@ def test_it_shows_alerts_ending_merging_and_a_silent_camera(browsers, clips, hal
     expect(silent).to_contain_text("no picture from the camera")
     expect(silent).to_contain_text("(ongoing)")
     expect(barack_tile.locator(".badges")).to_contain_text("no picture from the camera")
+    grid.wait_for_function("window.gridBeeps === 3")  # a high alert, like any other
     # Then his connection is lost: the camera alert ends there, the loss is its own alert.
     services.connection_close(session=barack, channel_name="specific.test!barack")
     expect(silent).to_have_attribute("data-open", "false")
