@@ -140,6 +140,7 @@ def analysis_record(
         session = ExamSession.objects.locked_row(session)
         if seq <= session.last_frame_seq:
             return None
+        previous_frame_at = session.last_frame_at
         session.analysis_state = state
         session.last_frame_seq = seq
         session.last_frame_at = _ts(received_at)
@@ -155,7 +156,8 @@ def analysis_record(
             ]
         )
         events = events_apply(session=session, actions=actions, evidence_jpeg=evidence_jpeg)
-        events += _camera_heard(session, at=session.last_frame_at)
+        if _after_a_silence(previous_frame_at, received_at):
+            events += _camera_heard(session, at=session.last_frame_at)
         transaction.on_commit(lambda: live.session_changed(session, events=events, thumbnail=thumbnail))
     return events
 
@@ -323,6 +325,17 @@ def _silent_since(session: ExamSession) -> datetime | None:
     analysed frame and the moment frames became due (connected, resumed)."""
     moments = [m for m in (session.last_frame_at, session.frames_due_from, session.started_at) if m]
     return max(moments) if moments else None
+
+
+def _after_a_silence(previous_frame_at: datetime | None, received_at: float) -> bool:
+    """Whether a camera_silent alert may be open when a frame arrives: only after a
+    gap as long as the shortest silence any exam flags, or the session's first
+    frame. A streaming session's frames then cost no extra query; if the check
+    opened one in a race with a frame, its next run closes it (nothing is silent)."""
+    if previous_frame_at is None:
+        return True
+    gap = received_at - previous_frame_at.timestamp()
+    return gap >= settings.CAMERA_SILENT_INTERVALS * MIN_FRAME_INTERVAL
 
 
 def _camera_heard(session: ExamSession, *, at: datetime) -> list[Event]:

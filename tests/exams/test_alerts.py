@@ -223,6 +223,18 @@ def test_it_leaves_a_paused_exam_alone_and_counts_again_from_the_resume(live_ses
     assert not Event.objects.get(session=live_session, type="camera_silent").is_open
 
 
+def test_it_closes_the_alert_on_its_next_run_once_frames_are_analysed_again(live_session):
+    """The pipeline closes it on the first frame after the silence; the check is the safety net."""
+    _connected_since(live_session, timezone.now() - timedelta(minutes=10))
+    assert services.cameras_flag_silent() == 1
+    heard = timezone.now()
+    ExamSession.objects.filter(pk=live_session.pk).update(last_frame_at=heard, frames_analysed=1)
+    assert services.cameras_flag_silent(now=heard) == 1
+    silent = Event.objects.get(session=live_session, type="camera_silent")
+    assert not silent.is_open and silent.ended_at == heard
+    assert services.cameras_flag_silent(now=heard) == 0
+
+
 def test_it_waits_longer_while_the_server_slows_every_page_down(live_session):
     session = ExamSession.objects.select_related("candidate__exam").get(pk=live_session.pk)
     base = services.camera_silent_after(session)
