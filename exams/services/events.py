@@ -241,6 +241,8 @@ def signal_record(*, session: ExamSession, signal: str, active: bool) -> Event |
                 .order_by("-ended_at")
                 .first()
             )
+            if recent is not None and recent.details.get("ended_by") == ENDED_BY_CONNECTION_LOST:
+                recent = None  # reopened, it would span the lost connection
             if recent is not None:
                 recent.is_open, recent.ended_at = True, now
                 recent.details = {**recent.details, "count": int(recent.details.get("count", 1)) + 1}

@@ -340,3 +340,15 @@ def test_it_splits_a_camera_alert_at_a_lost_connection(live_session):
     (after,) = services.events_apply(session=live_session, actions=[later], evidence_jpeg=None)
     assert after.pk != event.pk and after.is_open and after.details["continued"]
     assert after.started_at.timestamp() == pytest.approx(start + 30)
+
+
+def test_it_does_not_reopen_a_tab_switch_across_a_lost_connection(live_session):
+    services.connection_open(session=live_session, channel_name="specific.test!page")
+    before = services.signal_record(session=live_session, signal="tab_hidden", active=True)
+    services.connection_close(session=live_session, channel_name="specific.test!page")
+    services.connection_open(session=live_session, channel_name="specific.test!again")
+    # Hidden again within the merge window, but on the far side of the lost connection.
+    after = services.signal_record(session=live_session, signal="tab_hidden", active=True)
+    assert after.pk != before.pk
+    before.refresh_from_db()
+    assert not before.is_open and before.details["ended_by"] == "connection_lost"
