@@ -201,6 +201,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.deadline = None
         self.ended = False
         self.claimed = False
+        self.audit_errors = True
         self.frame_times: deque[float] = deque()
         self.chat_times: deque[float] = deque()
         self.message_times: dict[str, deque[float]] = {}
@@ -509,9 +510,10 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
     async def refuse(self, code: str, message: str) -> None:
         """A bad message: tell the client, audit it (up to a cap per session), keep the connection."""
-        await database_sync_to_async(services.socket_error_audit)(
-            session=self.session, action="bad_message", details={"code": code, "message": message}
-        )
+        if self.audit_errors:  # once the session's cap is reached, no more round trips for it
+            self.audit_errors = await database_sync_to_async(services.socket_error_audit)(
+                session=self.session, action="bad_message", details={"code": code, "message": message}
+            )
         await self.send_json({"type": "error", "code": code, "message": message})
 
     async def fatal(self, code: str, message: str, close_code: int) -> None:
