@@ -15,6 +15,7 @@ from django.utils import timezone
 from detection.core import SEVERITY, EventAction
 from exams import live
 from exams.models import Event, ExamSession
+from exams.presence import presence
 from exams.storage import atomic_with_files
 
 log = logging.getLogger(__name__)
@@ -392,7 +393,8 @@ def camera_silent_check(*, session: ExamSession, now: datetime, pace_factor: flo
 
 
 def cameras_flag_silent(*, now: datetime | None = None, pace_factor: float = 1.0) -> int:
-    """Every attempt in progress whose page is connected but whose camera gave no
+    """Every attempt in progress whose page is connected (and still heard from:
+    heartbeats hold its claim in ``exams.presence``) but whose camera gave no
     analysable frame (none sent, only heartbeats, or frames that never decode)
     for ``camera_silent_after`` seconds gets a high camera_silent alert; one
     that is heard from again, paused or disconnected has it closed. Idempotent.
@@ -414,9 +416,13 @@ def cameras_flag_silent(*, now: datetime | None = None, pace_factor: float = 1.0
     due = set()
     for session in quiet:
         since = _silent_since(session)
-        if since is not None and (now - since).total_seconds() >= camera_silent_after(
+        if since is None or (now - since).total_seconds() < camera_silent_after(
             session, pace_factor=pace_factor
         ):
+            continue
+        # No claim: the socket vanished without a close, which connections_mark_stale
+        # records as a lost connection; only a page still heard from has a silent camera.
+        if presence().held(str(session.public_id)):
             due.add(session.pk)
     due |= set(Event.objects.filter(key=CAMERA_SILENT, is_open=True).values_list("session_id", flat=True))
     changed = 0

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import _candidate, advance
+from tests.exams.test_alerts import hold
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -67,6 +68,7 @@ def test_it_shows_alerts_ending_merging_and_a_silent_camera(browsers, clips, hal
     since = timezone.now() - timedelta(seconds=services.camera_silent_after(barack) + 1)
     barack.started_at = barack.frames_due_from = since
     barack.save()
+    hold(barack, "specific.test!barack")  # his page's heartbeats keep its claim
     assert services.cameras_flag_silent() == 1
     silent = feed.locator("li[data-type=camera_silent]")
     expect(silent).to_contain_text("no picture from the camera")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -92,11 +93,20 @@ async def _until_stored(predicate, *, within: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
+def hold(session: ExamSession, channel: str = "specific.test!page") -> None:
+    """Hold the session's claim as a connected page's socket does (its heartbeats
+    keep it), on a loop of its own: the caller may be inside one."""
+    claim = presence().claim(str(session.public_id), channel, "test-page-resume-id")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, claim).result()
+
+
 def _connected_since(session: ExamSession, moment) -> None:
     """The page has been connected (and the exam running) since ``moment``, no frame analysed."""
     session.connection_channel = "specific.test!page"
     session.started_at = session.frames_due_from = moment
     session.save()
+    hold(session)
 
 
 # ---------------------------------------------------------------- a silent camera
@@ -233,6 +243,16 @@ def test_it_closes_the_alert_on_its_next_run_once_frames_are_analysed_again(live
     silent = Event.objects.get(session=live_session, type="camera_silent")
     assert not silent.is_open and silent.ended_at == heard
     assert services.cameras_flag_silent(now=heard) == 0
+
+
+def test_it_leaves_a_vanished_socket_to_the_lost_connection_check(live_session):
+    """The database still names a channel, but nothing holds the claim: not a silent camera."""
+    live_session.connection_channel = "specific.test!page"
+    live_session.started_at = live_session.frames_due_from = timezone.now() - timedelta(minutes=10)
+    live_session.save()
+    assert services.cameras_flag_silent() == 0
+    hold(live_session)
+    assert services.cameras_flag_silent() == 1
 
 
 def test_it_waits_longer_while_the_server_slows_every_page_down(live_session):
