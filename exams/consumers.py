@@ -19,7 +19,9 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    from one address in a minute: "too_many_requests" and close 4429 (the page retries).
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
-                   "duplicate_session" and close 4409, and may retry.
+                   "duplicate_session" and close 4409, and may retry (the proctors get one
+                   alert per session that counts the attempts, see services.connection_refused).
+                   Bad messages are audited up to services.MAX_AUDITED_SOCKET_ERRORS per session.
                    {"type": "warn"|"message"|"pause"|"resume", "text"} and {"type": "ended", "text"}
                    {"type": "deadline", "deadline": "<ISO 8601>"}   (extra time moved the end)
                    {"type": "chat_ack", "message": {"id", "text", "at"}}   (the candidate's message is stored)
@@ -72,8 +74,8 @@ log = logging.getLogger(__name__)
 
 SIGNALS = ("tab_hidden", "fullscreen_exit", "copy_paste")
 MAX_TEXT_BYTES = 4096
-# Bad messages are audited, but a broken client must not flood the audit log.
-MAX_AUDITED_ERRORS = 20
+# Bad messages are audited, but a broken client must not flood the audit log:
+# at most services.MAX_AUDITED_SOCKET_ERRORS per session (not per connection).
 CHAT_BURST, CHAT_WINDOW_SECONDS = 5, 30
 # The page sends a signal when the tab hides or shows, full screen changes, or
 # text is copied: a few a minute. A toggling script made 150 events from 300.
@@ -145,12 +147,6 @@ def _reload(session: ExamSession) -> ExamSession:
     return ExamSession.objects.select_related("candidate__exam").get(pk=session.pk)
 
 
-@database_sync_to_async
-def _audit_refusal(action: str, details: dict, session: ExamSession | None = None) -> None:
-    label = services.candidate_label(session) if session else "anonymous"
-    services.audit_record(action=action, actor_label=label, session=session, details=details)
-
-
 def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 
@@ -205,7 +201,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         self.deadline = None
         self.ended = False
         self.claimed = False
-        self.errors = 0
+        self.audit_errors = True
         self.frame_times: deque[float] = deque()
         self.chat_times: deque[float] = deque()
         self.message_times: dict[str, deque[float]] = {}
@@ -505,18 +501,19 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             return
         if self.dropped > FLOOD_DROPS:  # closing already; audited once
             return
-        await _audit_refusal(
-            "socket_flooding",
-            {"dropped": self.dropped, "budget": f"{BUDGET_MESSAGES} per {BUDGET_WINDOW_SECONDS} s"},
-            self.session,
+        await database_sync_to_async(services.socket_error_audit)(
+            session=self.session,
+            action="socket_flooding",
+            details={"dropped": self.dropped, "budget": f"{BUDGET_MESSAGES} per {BUDGET_WINDOW_SECONDS} s"},
         )
         await self.fatal("flooding", FLOODING, CLOSE_FLOODING)
 
     async def refuse(self, code: str, message: str) -> None:
-        """A bad message: tell the client, audit it, keep the connection."""
-        self.errors += 1
-        if self.errors <= MAX_AUDITED_ERRORS:
-            await _audit_refusal("bad_message", {"code": code, "message": message}, self.session)
+        """A bad message: tell the client, audit it (up to a cap per session), keep the connection."""
+        if self.audit_errors:  # once the session's cap is reached, no more round trips for it
+            self.audit_errors = await database_sync_to_async(services.socket_error_audit)(
+                session=self.session, action="bad_message", details={"code": code, "message": message}
+            )
         await self.send_json({"type": "error", "code": code, "message": message})
 
     async def fatal(self, code: str, message: str, close_code: int) -> None:

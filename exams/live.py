@@ -196,7 +196,8 @@ def event_payload(event) -> dict[str, Any]:
         "severity": event.severity,
         "started_at": event.started_at.isoformat(),
         "ended_at": event.ended_at.isoformat(),
-        "open": event.is_open,
+        # Still going on: an alert of a finished attempt never is, whatever a row says.
+        "open": event.is_open and event.session.state == "in_progress",
         "confidence": round(event.confidence, 3),
         "details": event.details,
         "acknowledged_at": event.acknowledged_at.isoformat() if event.acknowledged_at else None,
@@ -229,6 +230,7 @@ def session_payload(session, *, thumbnail: str | None = None) -> dict[str, Any]:
             "started_at",
             "ended_at",
             "acknowledged_at",
+            "details",  # the risk line counts merged repeats
         ).order_by()
     )
     open_events = [e for e in events if e.is_open]
@@ -268,6 +270,13 @@ def session_changed(session, *, events=(), thumbnail: str | None = None) -> None
     _send(group, {"type": "session", "session": session_payload(session, thumbnail=thumbnail)})
     for event in events:
         _send(group, {"type": "event", "event": event_payload(event)})
+
+
+def events_changed(events) -> None:
+    """Tell the proctors' feeds that these alerts changed (closed, say), without
+    a tile: whoever changed them pushes the session's tile itself."""
+    for event in events:
+        _send(exam_group(event.session.exam.code), {"type": "event", "event": event_payload(event)})
 
 
 def message_payload(message) -> dict[str, Any]:
@@ -324,7 +333,8 @@ def exam_feed(exam, *, limit: int = FEED_HISTORY) -> list[dict[str, Any]]:
     )
     recent = list(events.order_by("-started_at", "-id")[:limit])
     seen = {e.pk for e in recent}
-    still_open = [e for e in events.filter(is_open=True) if e.pk not in seen]
+    # Only a live attempt's alerts can still be going on.
+    still_open = [e for e in events.filter(is_open=True, session__state="in_progress") if e.pk not in seen]
     messages = list(
         Message.objects.filter(session__candidate__exam=exam, sender=Message.Sender.CANDIDATE)
         .select_related("session__candidate", "author")

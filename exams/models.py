@@ -260,6 +260,12 @@ class ExamSession(models.Model):
     last_faces = models.IntegerField(null=True, blank=True)
     connection_channel = models.CharField(max_length=200, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    frames_due_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the page was last expected to start sending frames (it connected, or the exam "
+        "resumed): a silent camera is counted from the later of this and the last analysed frame.",
+    )
 
     class Meta:
         ordering = ["candidate__name"]
@@ -353,6 +359,7 @@ EVENT_LABELS = {
     "copy_paste": "copy or paste",
     "connection_lost": "connection lost",
     "duplicate_session": "second tab or device",
+    "camera_silent": "no picture from the camera",
 }
 # The one source of those words: the field's choices (get_type_display, admin, forms).
 EVENT_TYPE_CHOICES = [(t, EVENT_LABELS.get(t, t.replace("_", " "))) for t in EVENT_TYPES]

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from exams.models import Event
 
 WEIGHTS = {"high": 30, "medium": 15, "low": 5}
+# What an event means when its name alone does not say it, appended to its line.
+EXPLANATIONS = {
+    "camera_silent": "the page stayed connected but its camera gave no picture the server could analyse",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,12 @@ def risk_of(events) -> Risk:
             f" {WEIGHTS[severity]} points each at full confidence"
         )
         reason += f", {seconds:.0f} s in total)" if seconds else ")"
+        # Merged repeats (a second device trying 30 times) count once, and say how often.
+        times = sum(int(e.details.get("count", 1)) for e in items if isinstance(e.details, dict))
+        if times > len(items):
+            reason += f", {times} times"
+        if event_type in EXPLANATIONS:
+            reason += f": {EXPLANATIONS[event_type]}"
         lines.append(RiskLine(event_type, len(items), points, reason))
     lines.sort(key=lambda line: -line.points)
     return Risk(min(100, sum(line.points for line in lines)), tuple(lines))

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from exams import services
+from exams.analysis.pacing import pacing
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,22 @@ def submit_overdue() -> int:
     return services.sessions_submit_overdue()
 
 
+@shared_task(ignore_result=True)
+def flag_silent_cameras() -> int:
+    """State before: connected attempts in progress, some whose camera gave no
+    analysable frame for CAMERA_SILENT_INTERVALS intervals (scaled by the
+    server's pace factor). After: each of those has one open camera_silent
+    alert, and one heard from again (or paused, or gone) has it closed.
+    Idempotent: a second run changes nothing. Opening is this task's (nothing
+    else runs when no frame comes); closing on a frame is the pipeline's."""
+    return services.cameras_flag_silent(pace_factor=pacing().factor())
+
+
 class EmbeddedBeat:
     """Embedded mode has no Celery beat: a daemon thread of the web process
     runs the entries of ``CELERY_BEAT_SCHEDULE`` in-process, each at its own
-    period, so overdue exams are submitted and stale connections closed there too."""
+    period, so overdue exams are submitted, stale connections closed and silent
+    cameras flagged there too."""
 
     TICK_SECONDS = 5.0
 

@@ -179,6 +179,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 30},
     },
+    "flag-silent-cameras": {
+        "task": "exams.tasks.flag_silent_cameras",
+        "schedule": 5.0,
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 5},
+    },
 }
 
 _VALIDATORS = "django.contrib.auth.password_validation"
@@ -311,6 +316,10 @@ if FRAME_MAX_BYTES >= WEBSOCKET_MAX_MESSAGE_BYTES:
 FRAME_BURST = 3
 # A candidate connection not heard from for this long counts as lost.
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 20, minimum=5)
+# A connected page in progress whose camera gave no analysable frame for this many
+# frame intervals (times the server's pace factor under overload) gets a high
+# camera_silent alert, until frames are analysed again (checked every 5 s).
+CAMERA_SILENT_INTERVALS = env_int("CAMERA_SILENT_INTERVALS", 8, minimum=2)
 # Consent text version shown to candidates; bump when the policy text changes.
 # The date the text last changed, as an ISO 8601 date (earlier versions: 2026-11-3, what declining
 # means; 2026-11-2, chat is recorded; both written before versions were proper dates).

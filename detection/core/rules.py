@@ -32,6 +32,7 @@ EVENT_TYPES = (
     "copy_paste",
     "connection_lost",
     "duplicate_session",
+    "camera_silent",
 )
 
 SEVERITY = {
@@ -46,6 +47,9 @@ SEVERITY = {
     "copy_paste": "medium",
     "connection_lost": "low",
     "duplicate_session": "high",
+    # Set by the server, not seen in a frame: a connected page whose camera sent
+    # no analysable frame for CAMERA_SILENT_INTERVALS intervals (exams.services.events).
+    "camera_silent": "high",
 }
 
 # Seconds a condition must last before it becomes an event. At the default

@@ -45,6 +45,7 @@ from exams.services.connections import (
     connection_open,
     connection_refused,
     connections_mark_stale,
+    socket_error_audit,
 )
 from exams.services.data_rights import (
     DataRightsError,
@@ -54,10 +55,15 @@ from exams.services.data_rights import (
 )
 from exams.services.events import (
     analysis_record,
+    camera_silent_after,
+    camera_silent_check,
+    cameras_flag_silent,
+    event_merge_instant,
     event_new,
     event_open,
     event_record_instant,
     events_apply,
+    events_close_at_connection_loss,
     events_close_open,
     signal_record,
 )
@@ -157,6 +163,12 @@ __all__ = [
     "verification_compare",
     "verification_pending",
     "verification_result",
+    "camera_silent_after",
+    "camera_silent_check",
+    "cameras_flag_silent",
+    "event_merge_instant",
+    "events_close_at_connection_loss",
+    "socket_error_audit",
     "event_new",
     "event_open",
     "event_record_instant",

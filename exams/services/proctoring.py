@@ -36,7 +36,11 @@ def proctor_act(
             if not session.is_live:
                 raise IllegalTransition("only an exam in progress can be paused or resumed")
             session.paused = action == "pause"
-            session.save(update_fields=["paused"])
+            fields = ["paused"]
+            if not session.paused:  # a silent camera is counted from the resume, not from before the pause
+                session.frames_due_from = now
+                fields.append("frames_due_from")
+            session.save(update_fields=fields)
         elif not session.is_live:
             raise IllegalTransition("the exam is not in progress, so the candidate would not see it")
         elif action == "end":

@@ -281,11 +281,16 @@ function addAlert(event, { live }) {
     feed.prepend(li);
   }
   li.dataset.type = event.type;
+  // An alert that ended says so here too (its end is pushed like its start).
+  li.dataset.open = String(event.open);
   li.className = event.acknowledged_by ? "handled" : "";
   const time = formatClock(event.started_at, "time");
+  // Repeats of one cause are one alert: how many times, not one line each.
+  const count = Number(event.details?.count || 1);
+  const repeats = count > 1 ? ` · ${count} times` : "";
   const parts = feedParts({
     pillClass: `pill sev-${event.severity}`, label: event.label, href: event.session_url,
-    candidate: event.candidate, when: `${time}${event.open ? " (ongoing)" : ""}`,
+    candidate: event.candidate, when: `${time}${event.open ? " (ongoing)" : ""}${repeats}`,
   });
   if (event.acknowledged_by) {
     const by = document.createElement("span");

@@ -44,6 +44,8 @@ def report(code: str) -> dict:
                     "open": event.is_open,
                     "started_at": event.started_at.timestamp(),
                     "ended_at": event.ended_at.timestamp(),
+                    # The same condition after a lost connection closed its event (services.events_apply).
+                    "continued": bool(event.details.get("continued")),
                 }
                 for event in session.events.order_by("started_at")
             ],
