@@ -16,7 +16,7 @@ INSTALLED_DEV := $(VENV)/.installed-dev
 .PHONY: help install install-dev run worker beat lint test screenshots bench evaluate clean distclean
 
 help:
-	@echo "make run       install into $(VENV), migrate, seed the demo, serve on 127.0.0.1:$${PORT:-8000}"
+	@echo "make run       install into $(VENV), migrate, seed the demo on the first embedded run (or DEMO=1), serve on 127.0.0.1:$${PORT:-8000}"
 	@echo "make install   create $(VENV) and install requirements.txt"
 	@echo "make lint      ruff check and ruff format --check"
 	@echo "make test      install requirements-dev.txt, lint, start local services if possible, run pytest"
