@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from exams import limits, services
 from exams.access import TokenRefused, get_candidate_for_token
 from exams.analysis import intake
-from exams.models import ExamSession
+from exams.models import ExamSession, VerificationStatus
 
 State = ExamSession.State
 
@@ -246,6 +246,9 @@ def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonRespons
 @candidate_view
 def take_verify_status(request: HttpRequest, session: ExamSession) -> JsonResponse:
     session.refresh_from_db()
+    if session.verification_status == VerificationStatus.PENDING:
+        intake.verification_recover(session=session)  # never "pending" for good
+        session.refresh_from_db()
     return JsonResponse(
         {
             "state": session.state,

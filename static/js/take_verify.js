@@ -30,7 +30,8 @@ async function poll() {
       setTimeout(() => (window.location.href = root.dataset.nextUrl), 800);
       return;
     }
-    if (data.status && data.status !== "pending") {
+    if (data.status !== "pending") {
+      // A result, or "" when the server lost the photo: its message says to take another.
       show(data.message, "error");
       button.disabled = false;
       return;

@@ -98,3 +98,28 @@ def test_it_counts_unknown_links_and_audits_them_once_a_minute(client, fresh_ref
     name = "refused:link_refused:unknown_token"
     counted = limits.window_count(name, increment=False) + limits.window_count(name, windows_ago=1)
     assert counted == 50
+
+
+@pytest.mark.django_db
+def test_it_leaves_a_pending_verification_alone_while_its_analysis_is_queued(candidate):
+    """The busy flag stands (a task is queued or running): the poll waits; and a result
+    written meanwhile is never turned back into "lost"."""
+    from exams import services
+    from exams.analysis import intake
+    from exams.analysis.queue import QueuedFrame, frame_queue
+    from exams.models import ExamSession, VerificationStatus
+
+    session = candidate.session
+    advance(session, "consented")
+    session_id = str(session.public_id)
+    services.verification_pending(session=session)
+    assert frame_queue().put(intake.VERIFY, QueuedFrame(session_id, 1, 0.0, b"photo")).scheduled
+    try:
+        status = Client().get(f"/take/{candidate.token}/verify/status").json()
+        assert status["status"] == "pending"
+        stale = ExamSession.objects.get(pk=session.pk)
+        services.verification_result(session=stale, status=VerificationStatus.NO_FACE, message="No face.")
+        assert not services.verification_lost(session=stale)
+        assert ExamSession.objects.get(pk=session.pk).verification_status == VerificationStatus.NO_FACE
+    finally:
+        frame_queue().forget(intake.VERIFY, session_id)
