@@ -95,24 +95,25 @@ def finished(kind: str, session_id: str, *, owner: str, failed: bool = False) ->
         _schedule(kind, session_id, new_owner)
 
 
-def verification_recover(*, session: ExamSession) -> None:
+def verification_recover(*, session: ExamSession) -> bool:
     """The verify page's status poll, for a session whose photo is "pending": make
     sure a result is coming. The queue's busy flag stands while an analysis is
-    queued or running, and expires BUSY_TTL_SECONDS after it was set, longer than
-    the task's hard time limit; so the flag gone with the photo still waiting
-    means its task was lost (the broker or a worker dropped it): queue it again.
-    Flag and photo both gone, and still pending, means the photo was lost (the
-    analyser failed, the photo waited past FRAME_TTL_SECONDS): the page is told to
-    take another. So "pending" lasts at most about BUSY_TTL_SECONDS past an
-    analysis that was never going to answer. Idempotent: many polls at once claim
-    a waiting photo once, and a result written meanwhile is never overwritten."""
+    queued, and expires BUSY_TTL_SECONDS after the photo came in, longer than the
+    task's hard time limit; the in-flight mark stands while an analysis runs (the
+    hard limit ends it, and a redelivery clears it). So neither standing with the
+    photo still waiting means its task was lost (the broker or a worker dropped
+    it): queue it again. Neither and no photo, and still pending, means the photo
+    was lost (the analyser failed, the photo waited past FRAME_TTL_SECONDS): the
+    page is told to take another. So "pending" lasts at most about
+    BUSY_TTL_SECONDS past an analysis that was never going to answer. Idempotent:
+    many polls at once claim a waiting photo once, and a result written meanwhile
+    is never overwritten. True if the session changed."""
     session_id = str(session.public_id)
     reclaim = frame_queue().reclaim(VERIFY, session_id)
     if reclaim.outcome == CLAIMED:
         log.warning("verification of session %s: its analysis was lost, queued again", session_id)
         _schedule(VERIFY, session_id, reclaim.owner)
-    elif reclaim.outcome == IDLE:
-        if services.verification_lost(session=session):
-            log.warning(
-                "verification of session %s: its photo was lost, the page asks for another", session_id
-            )
+    elif reclaim.outcome == IDLE and services.verification_lost(session=session):
+        log.warning("verification of session %s: its photo was lost, the page asks for another", session_id)
+        return True
+    return False

@@ -87,11 +87,12 @@ return ''
 
 
 # A session whose analysis may have been lost (its status poll asks): while the
-# busy flag stands an analysis is queued or running; a frame waiting without
-# one had its task lost (the flag expired), so it is claimed for a new one;
-# with neither, nothing will ever answer.
+# busy flag stands an analysis is queued or running, and while the in-flight
+# mark stands one is running (it may outlast the flag, which counts from the
+# frame's arrival); a frame waiting without either had its task lost (the flag
+# expired), so it is claimed for a new one; with none, nothing will ever answer.
 _RECLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then
     return 'busy'
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -216,7 +217,8 @@ class RedisFrameQueue:
         polls at once claim a waiting frame once."""
         data_key, busy_key = self._keys(kind, session_id)
         owner = _token()
-        outcome = self._reclaim(keys=[busy_key, data_key], args=[owner, BUSY_TTL_SECONDS]).decode()
+        keys = [busy_key, data_key, self._inflight(kind, session_id)]
+        outcome = self._reclaim(keys=keys, args=[owner, BUSY_TTL_SECONDS]).decode()
         return Reclaim(outcome, owner if outcome == CLAIMED else "")
 
     def release(self, kind: str, session_id: str, owner: str, *, failed: bool = False) -> str:

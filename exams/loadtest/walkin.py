@@ -5,7 +5,7 @@ Each simulated candidate does what a browser on the candidate's pages does:
 opens its link (the consent page, which sets the CSRF cookie), consents (a form
 POST with the CSRF token, as the browser sends it), opens the verification page,
 uploads a verification picture (static/js/take_verify.js: a JPEG POST with
-X-CSRFToken), polls its status every POLL_SECONDS until it is verified (a result
+X-CSRFToken), polls its status as the page does (``poll_delay``) until it is verified (a result
 that is not a pass, or a page that gave up, takes another picture), opens the
 exam page (which starts the attempt) and connects the exam socket, which then
 sends frames at the server's pace and heartbeats until the run ends. Static
@@ -42,8 +42,14 @@ from exams.loadtest.runner import HANDSHAKE_TIMEOUT, HEARTBEAT_SECONDS, frame_de
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5  # static/js/take_verify.js
-POLLS_BEFORE_GIVING_UP = 120  # take_verify.js: then "taking longer than expected. Try again."
+POLL_GIVE_UP_SECONDS = 90.0  # take_verify.js: then "taking longer than expected. Try again."
+
+
+def poll_delay(attempt: int) -> float:
+    """take_verify.js's pollDelay: 0.5 s at first, growing to every 2 s."""
+    return min(0.5 * 1.5 ** (attempt // 2), 2.0)
+
+
 RETRY_SECONDS = (2.0, 5.0)  # a person reading an error page, then reloading
 HTTP_TIMEOUT = 60.0  # seconds a browser waits for an answer before it shows an error
 STAGES = (
@@ -282,7 +288,15 @@ class WalkIn:
                     body=picture,
                 )
 
-            await self._step(index, "verify_photo", upload, lambda r: r.status == 202)
+            sent = await self._step(index, "verify_photo", upload, lambda r: r.status in (202, 409))
+            if sent.status == 409:
+                # take_verify.js reloads the page when the answer names a state: here a
+                # result that came in after the page had been told to take another.
+                self.obs.unexpected[f"verify_photo 409 {sent.json().get('state')}"] += 1
+                if sent.json().get("state") == "verified":
+                    break
+                await self._pause(random.uniform(*RETRY_SECONDS))
+                continue
             self.obs.uploads += 1
             if self.obs.uploads_by[index] == 0:
                 self._reached("photo_accepted", arrived)
@@ -305,8 +319,12 @@ class WalkIn:
 
     async def _poll(self, index: int, get, take: str) -> str:
         """take_verify.js's poll: "verified", or why the page asks for another picture."""
-        for _ in range(POLLS_BEFORE_GIVING_UP):
-            await self._pause(POLL_SECONDS)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        polls = 0
+        while loop.time() - started < POLL_GIVE_UP_SECONDS:
+            await self._pause(poll_delay(polls))
+            polls += 1
             status = await self._step(
                 index,
                 "verify_status",

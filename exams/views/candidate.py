@@ -245,9 +245,9 @@ def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonRespons
 
 @candidate_view
 def take_verify_status(request: HttpRequest, session: ExamSession) -> JsonResponse:
-    session.refresh_from_db()
-    if session.verification_status == VerificationStatus.PENDING:
-        intake.verification_recover(session=session)  # never "pending" for good
+    # candidate_view has just read the session: a hall polls this at once, so no second read.
+    pending = session.verification_status == VerificationStatus.PENDING
+    if pending and intake.verification_recover(session=session):  # never "pending" for good
         session.refresh_from_db()
     return JsonResponse(
         {

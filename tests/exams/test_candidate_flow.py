@@ -102,8 +102,8 @@ def test_it_counts_unknown_links_and_audits_them_once_a_minute(client, fresh_ref
 
 @pytest.mark.django_db
 def test_it_leaves_a_pending_verification_alone_while_its_analysis_is_queued(candidate):
-    """The busy flag stands (a task is queued or running): the poll waits; and a result
-    written meanwhile is never turned back into "lost"."""
+    """The busy flag or the in-flight mark stands (a task is queued or running): the poll
+    waits; and a result written meanwhile is never turned back into "lost"."""
     from exams import services
     from exams.analysis import intake
     from exams.analysis.queue import QueuedFrame, frame_queue
@@ -117,6 +117,11 @@ def test_it_leaves_a_pending_verification_alone_while_its_analysis_is_queued(can
     try:
         status = Client().get(f"/take/{candidate.token}/verify/status").json()
         assert status["status"] == "pending"
+        # Running longer than the flag lasts (it counts from the photo's arrival): still running.
+        frame_queue().redis.delete(f"proctor:{intake.VERIFY}-busy:{session_id}")
+        assert frame_queue().take(intake.VERIFY, session_id) is not None
+        assert Client().get(f"/take/{candidate.token}/verify/status").json()["status"] == "pending"
+        assert frame_queue().reclaim(intake.VERIFY, session_id).outcome == "busy"
         stale = ExamSession.objects.get(pk=session.pk)
         services.verification_result(session=stale, status=VerificationStatus.NO_FACE, message="No face.")
         assert not services.verification_lost(session=stale)
