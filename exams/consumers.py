@@ -233,7 +233,7 @@ class CandidateConsumer(AsyncWebsocketConsumer):
         except TokenRefused as exc:
             # Counted against the address; once it is over the limit, its refused
             # tokens are told to wait (4429) rather than answered.
-            if await database_sync_to_async(limits.token_refused)(limits.scope_ip(self.scope)):
+            if await sync_to_async(limits.token_refused, thread_sensitive=False)(limits.scope_ip(self.scope)):
                 await self.send_json(
                     {"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS}
                 )
@@ -244,8 +244,9 @@ class CandidateConsumer(AsyncWebsocketConsumer):
             )
             await self.fatal(exc.code, exc.reason, CLOSE_REFUSED)
             return
-        # A valid token spends its own budget only, whatever its address did.
-        if await database_sync_to_async(limits.token_over_budget)(session.candidate_id):
+        # A valid token spends its own budget only, whatever its address did. Redis only, so
+        # off the one thread that every socket's database calls queue on.
+        if await sync_to_async(limits.token_over_budget, thread_sensitive=False)(session.candidate_id):
             await self.send_json({"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS})
             await self.close(code=CLOSE_RATE_LIMITED)
             return

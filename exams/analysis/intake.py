@@ -111,7 +111,8 @@ def verification_recover(*, session: ExamSession) -> bool:
     session_id = str(session.public_id)
     reclaim = frame_queue().reclaim(VERIFY, session_id)
     if reclaim.outcome == CLAIMED:
-        log.warning("verification of session %s: its analysis was lost, queued again", session_id)
+        # Or still queued behind a backlog longer than the flag lasts: then the copy finds nothing.
+        log.warning("verification of session %s: no analysis queued or running, queued again", session_id)
         _schedule(VERIFY, session_id, reclaim.owner)
     elif reclaim.outcome == IDLE and services.verification_lost(session=session):
         log.warning("verification of session %s: its photo was lost, the page asks for another", session_id)

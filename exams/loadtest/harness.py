@@ -342,10 +342,18 @@ def run_walk_in(params: LoadParams, *, progress: Callable[[str], None], keep: bo
             neighbour_per_minute=params.neighbour_per_minute,
         )
         loadavg_start = os.getloadavg()
-        before, machine_before = cpu.sample(processes), cpu.machine_busy_seconds()
+        before, machine_before, client_before = (
+            cpu.sample(processes),
+            cpu.machine_busy_seconds(),
+            _client_cpu(),
+        )
         obs = asyncio.run(WalkIn(plan, progress=progress).run())
         after_processes = {**processes, **_server_processes(params)}
-        after, machine_after = cpu.sample(after_processes), cpu.machine_busy_seconds()
+        after, machine_after, client_after = (
+            cpu.sample(after_processes),
+            cpu.machine_busy_seconds(),
+            _client_cpu(),
+        )
         close_old_connections()
         result = walk_in_result(
             parameters={
@@ -359,7 +367,7 @@ def run_walk_in(params: LoadParams, *, progress: Callable[[str], None], keep: bo
             },
             obs=obs,
             states=data.load_states(load),
-            cpu_seconds=cpu.used_between(before, after),
+            cpu_seconds={**cpu.used_between(before, after), "load_generator": client_after - client_before},
             machine={
                 "cpus": os.cpu_count(),
                 "loadavg_start": [round(v, 2) for v in loadavg_start],

@@ -208,6 +208,22 @@ def test_it_reads_the_client_address_behind_the_proxy_only(settings, behind_prox
     assert limits.scope_ip({"client": ("172.18.0.1", 5000), "headers": headers}) == expected
 
 
+def test_it_says_once_which_client_address_it_believes(settings, monkeypatch, caplog):
+    """So an operator can tell "behind a proxy" from "direct" (README, Security)."""
+    from exams import limits
+
+    monkeypatch.setattr(limits, "_told", False)
+    settings.BEHIND_PROXY = True
+    with caplog.at_level("INFO", logger="exams.limits"):
+        limits.client_ip("172.18.0.1", "203.0.113.99, 198.51.100.7")
+        limits.client_ip("172.18.0.1", "198.51.100.8")
+    told = [r.getMessage() for r in caplog.records if r.name == "exams.limits"]
+    assert told == [
+        "client address of the first request: 198.51.100.7 "
+        "(the last X-Forwarded-For entry; BEHIND_PROXY=true)"
+    ]
+
+
 # ---------------------------------------------------------------- limits on candidate links
 
 
