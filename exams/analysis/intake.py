@@ -45,6 +45,10 @@ def _embedded_pool() -> ThreadPoolExecutor:
 
 # The task each kind of frame is analysed by, by registered name.
 TASKS = {FRAME: "analysis.analyse_frame", VERIFY: "analysis.verify_identity"}
+# Broker priority (Redis: kombu keeps a list per priority step and takes 0 first).
+# At 9:00 the candidates already streaming must not keep those still at the door
+# waiting: a verification photo goes before every queued camera frame.
+PRIORITY = {VERIFY: 0, FRAME: 6}
 
 
 def _schedule(kind: str, session_id: str, owner: str) -> None:
@@ -53,7 +57,8 @@ def _schedule(kind: str, session_id: str, owner: str) -> None:
     if settings.EMBEDDED:
         _embedded_pool().submit(_run_embedded, name, session_id, owner)
     else:
-        current_app.signature(name, kwargs={"session_id": session_id, "owner": owner}).apply_async()
+        signature = current_app.signature(name, kwargs={"session_id": session_id, "owner": owner})
+        signature.apply_async(priority=PRIORITY[kind])
 
 
 def _run_embedded(name: str, session_id: str, owner: str) -> None:
