@@ -228,12 +228,13 @@ class CandidateConsumer(AsyncWebsocketConsumer):
 
     async def open_session(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
+        ip = limits.scope_ip(self.scope)
         try:
             session = await _candidate_session(token)
         except TokenRefused as exc:
             # Counted against the address; once it is over the limit, its refused
             # tokens are told to wait (4429) rather than answered.
-            if await sync_to_async(limits.token_refused, thread_sensitive=False)(limits.scope_ip(self.scope)):
+            if await sync_to_async(limits.token_refused, thread_sensitive=False)(ip):
                 await self.send_json(
                     {"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS}
                 )

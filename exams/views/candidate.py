@@ -30,10 +30,11 @@ def candidate_view(view):
 
     @wraps(view)
     def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+        ip = limits.request_ip(request) or limits.UNKNOWN  # read first: the process logs its first one
         try:
             candidate = get_candidate_for_token(token)
         except TokenRefused as exc:
-            if limits.token_refused(limits.request_ip(request) or limits.UNKNOWN):
+            if limits.token_refused(ip):
                 return _refused(request, "too_many_requests", TOO_MANY_REFUSED, status=429)
             services.audit_anonymous_refusal(action="link_refused", reason=exc.code)
             return _refused(request, exc.code, exc.reason, status=410 if exc.code == "expired_token" else 404)
