@@ -307,8 +307,8 @@ AXES_CLIENT_IP_CALLABLE = "exams.limits.request_ip"
 # Candidate links (/take/<token>/... and /ws/take/<token>/), pages and socket alike
 # (exams.limits). An exam hall reaches us from one address (a campus NAT), so a
 # valid token is never limited by its address: it has a budget of its own per
-# minute, far above what its pages use (the verification page polls twice a
-# second), which only a flood on that one link spends. Refused (unknown or
+# minute, far above what its pages use (the verification page polls up to twice
+# a second), which only a flood on that one link spends. Refused (unknown or
 # expired) tokens count per address, strictly, since a real candidate rarely
 # mistypes: over the limit, that address's further refused tokens get 429.
 # RATELIMIT_ENABLE=false switches both off (the test suite does).

@@ -224,6 +224,36 @@ def test_it_says_once_which_client_address_it_believes(settings, monkeypatch, ca
     ]
 
 
+def test_it_pools_database_connections_per_process_on_a_server():
+    """Under ASGI each request has a thread of its own; without a pool each kept a
+    connection, and a hall of 200 ran PostgreSQL out of them."""
+    pooled = _settings_in_a_fresh_process({**SERVER_ENV, "DB_POOL_MAX_SIZE": "12"}, "DATABASES")
+    default = pooled["DATABASES"]["default"]
+    assert default["CONN_MAX_AGE"] == 0
+    assert default["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 12, "timeout": 30, "max_idle": 300}
+    unpooled = _settings_in_a_fresh_process({**SERVER_ENV, "DB_POOL": "false"}, "DATABASES")
+    assert "pool" not in unpooled["DATABASES"]["default"].get("OPTIONS", {})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"}, "DB_POOL_MIN_SIZE"),
+        ({"TAKE_REQUESTS_PER_MINUTE": "600"}, "TAKE_TOKEN_REQUESTS_PER_MINUTE"),
+    ],
+)
+def test_it_refuses_to_start_with_a_pool_or_a_limit_that_cannot_work(env, message):
+    base = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "proctor.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**base, **SERVER_ENV, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and message in result.stderr
+
+
 # ---------------------------------------------------------------- limits on candidate links
 
 
