@@ -15,8 +15,9 @@ Candidate protocol (``/ws/take/<token>/?resume=<per-tab id>``):
                    {"type": "error", "code", "message"}   (the connection stays open unless it says "fatal")
                    Every message spends one budget per connection (BUDGET_MESSAGES per
                    BUDGET_WINDOW_SECONDS); over it they are dropped ("too_fast"), and after
-                   FLOOD_DROPS drops a fatal "flooding" and close 4420. Too many candidate sockets
-                   from one address in a minute: "too_many_requests" and close 4429 (the page retries).
+                   FLOOD_DROPS drops a fatal "flooding" and close 4420. Too many connects on one token,
+                   or a refused token from an address over the refused-token limit, in a minute:
+                   "too_many_requests" and close 4429 (the page retries).
                    A same-tab reconnect (same resume id) takes the session over; the old socket
                    gets a fatal "taken_over". Another tab or device gets a non-fatal
                    "duplicate_session" and close 4409, and may retry (the proctors get one
@@ -101,11 +102,11 @@ CLOSE_TAKEN_OVER = 4410  # this socket was replaced by a newer one from the same
 CLOSE_TRY_AGAIN = 4503  # the server failed while connecting; the page retries
 CLOSE_ENDED = 4000
 CLOSE_FLOODING = 4420  # far over the connection's message budget; fatal, audited once
-CLOSE_RATE_LIMITED = 4429  # too many candidate sockets from this address this minute; the page retries
+CLOSE_RATE_LIMITED = 4429  # this token's budget, or its address's refused tokens, spent; the page retries
 
 OVER_BUDGET = f"Over {BUDGET_MESSAGES} messages in {BUDGET_WINDOW_SECONDS} s; messages are being dropped."
 FLOODING = "This connection sent far too many messages and was closed. Reload the page to continue."
-TOO_MANY_SOCKETS = "Too many connections from your network; retrying in a moment…"
+TOO_MANY_SOCKETS = "Too many connections for this exam link; retrying in a moment…"
 DUPLICATE_MESSAGE = (
     "This exam is open in another tab or on another device. Close the other one; this page "
     "connects by itself once it is closed. The attempt was recorded for the proctor."
@@ -224,18 +225,27 @@ class CandidateConsumer(AsyncWebsocketConsumer):
     async def open_session(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
         ip = limits.scope_ip(self.scope)
-        if await database_sync_to_async(limits.take_socket_refused)(ip):
-            await self.send_json({"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS})
-            await self.close(code=CLOSE_RATE_LIMITED)
-            return
         try:
             session = await _candidate_session(token)
         except TokenRefused as exc:
-            await database_sync_to_async(limits.take_socket_token_refused)(ip)
+            # Counted against the address; once it is over the limit, its refused
+            # tokens are told to wait (4429) rather than answered.
+            if await sync_to_async(limits.token_refused, thread_sensitive=False)(ip):
+                await self.send_json(
+                    {"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS}
+                )
+                await self.close(code=CLOSE_RATE_LIMITED)
+                return
             await database_sync_to_async(services.audit_anonymous_refusal)(
                 action="websocket_refused", reason=exc.code
             )
             await self.fatal(exc.code, exc.reason, CLOSE_REFUSED)
+            return
+        # A valid token spends its own budget only, whatever its address did. Redis only, so
+        # off the one thread that every socket's database calls queue on.
+        if await sync_to_async(limits.token_over_budget, thread_sensitive=False)(session.candidate_id):
+            await self.send_json({"type": "error", "code": "too_many_requests", "message": TOO_MANY_SOCKETS})
+            await self.close(code=CLOSE_RATE_LIMITED)
             return
         if await self.out_of_time(session):
             return

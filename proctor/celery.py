@@ -14,7 +14,8 @@ app.autodiscover_tasks()
 @task_postrun.connect
 def _database_connections(**kwargs) -> None:
     """Django's own connection hygiene around each task, as around each request:
-    a connection is kept for CONN_MAX_AGE and dropped once broken (after a
+    the connection goes back to the process's pool (DB_POOL, the default) or is
+    kept for CONN_MAX_AGE (DB_POOL=false), and is dropped once broken (after a
     PostgreSQL restart, say). Celery's Django fixup would otherwise close it
     after every task (CELERY_DB_REUSE_MAX is set so that it does not), and a
     new PostgreSQL connection per analysed frame cost about a tenth of a

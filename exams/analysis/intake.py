@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from exams import services
-from exams.analysis.queue import QueuedFrame, frame_queue
+from exams.analysis.queue import CLAIMED, IDLE, QueuedFrame, frame_queue
 from exams.models import ExamSession
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ def _embedded_pool() -> ThreadPoolExecutor:
 
 # The task each kind of frame is analysed by, by registered name.
 TASKS = {FRAME: "analysis.analyse_frame", VERIFY: "analysis.verify_identity"}
+# Broker priority (Redis: kombu keeps a list per priority step and takes 0 first).
+# At 9:00 the candidates already streaming must not keep those still at the door
+# waiting: a verification photo goes before every queued camera frame.
+PRIORITY = {VERIFY: 0, FRAME: 6}
 
 
 def _schedule(kind: str, session_id: str, owner: str) -> None:
@@ -53,7 +57,8 @@ def _schedule(kind: str, session_id: str, owner: str) -> None:
     if settings.EMBEDDED:
         _embedded_pool().submit(_run_embedded, name, session_id, owner)
     else:
-        current_app.signature(name, kwargs={"session_id": session_id, "owner": owner}).apply_async()
+        signature = current_app.signature(name, kwargs={"session_id": session_id, "owner": owner})
+        signature.apply_async(priority=PRIORITY[kind])
 
 
 def _run_embedded(name: str, session_id: str, owner: str) -> None:
@@ -93,3 +98,28 @@ def finished(kind: str, session_id: str, *, owner: str, failed: bool = False) ->
     new_owner = frame_queue().release(kind, session_id, owner, failed=failed)
     if new_owner:
         _schedule(kind, session_id, new_owner)
+
+
+def verification_recover(*, session: ExamSession) -> bool:
+    """The verify page's status poll, for a session whose photo is "pending": make
+    sure a result is coming. The queue's busy flag stands while an analysis is
+    queued, and expires BUSY_TTL_SECONDS after the photo came in, longer than the
+    task's hard time limit; the in-flight mark stands while an analysis runs (the
+    hard limit ends it, and a redelivery clears it). So neither standing with the
+    photo still waiting means its task was lost (the broker or a worker dropped
+    it): queue it again. Neither and no photo, and still pending, means the photo
+    was lost (the analyser failed, the photo waited past FRAME_TTL_SECONDS): the
+    page is told to take another. So "pending" lasts at most about
+    BUSY_TTL_SECONDS past an analysis that was never going to answer. Idempotent:
+    many polls at once claim a waiting photo once, and a result written meanwhile
+    is never overwritten. True if the session changed."""
+    session_id = str(session.public_id)
+    reclaim = frame_queue().reclaim(VERIFY, session_id)
+    if reclaim.outcome == CLAIMED:
+        # Or still queued behind a backlog longer than the flag lasts: then the copy finds nothing.
+        log.warning("verification of session %s: no analysis queued or running, queued again", session_id)
+        _schedule(VERIFY, session_id, reclaim.owner)
+    elif reclaim.outcome == IDLE and services.verification_lost(session=session):
+        log.warning("verification of session %s: its photo was lost, the page asks for another", session_id)
+        return True
+    return False

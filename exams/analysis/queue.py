@@ -86,6 +86,31 @@ return ''
 """
 
 
+# A session whose analysis may have been lost (its status poll asks): while the
+# busy flag stands an analysis is queued or running, and while the in-flight
+# mark stands one is running (it may outlast the flag, which counts from the
+# frame's arrival); a frame waiting without either had its task lost (the flag
+# expired), so it is claimed for a new one; with none, nothing will ever answer.
+_RECLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then
+    return 'busy'
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return 'claimed'
+end
+return 'idle'
+"""
+
+BUSY, CLAIMED, IDLE = "busy", "claimed", "idle"
+
+
+@dataclass(frozen=True)
+class Reclaim:
+    outcome: str  # BUSY: wait; CLAIMED: schedule an analysis handing it ``owner``; IDLE: nothing is coming
+    owner: str = ""
+
+
 def _token() -> str:
     return uuid.uuid4().hex
 
@@ -123,6 +148,7 @@ class RedisFrameQueue:
         self.redis = redis.Redis.from_url(url)
         self._take = self.redis.register_script(_TAKE)
         self._release = self.redis.register_script(_RELEASE)
+        self._reclaim = self.redis.register_script(_RECLAIM)
 
     @staticmethod
     def _keys(kind: str, session_id: str) -> tuple[str, str]:
@@ -186,6 +212,15 @@ class RedisFrameQueue:
         """No frame of the session is waiting, and none is being analysed."""
         return not self.redis.exists(*self._keys(kind, session_id))
 
+    def reclaim(self, kind: str, session_id: str) -> Reclaim:
+        """Is an analysis of the session coming? See _RECLAIM; one step, so two
+        polls at once claim a waiting frame once."""
+        data_key, busy_key = self._keys(kind, session_id)
+        owner = _token()
+        keys = [busy_key, data_key, self._inflight(kind, session_id)]
+        outcome = self._reclaim(keys=keys, args=[owner, BUSY_TTL_SECONDS]).decode()
+        return Reclaim(outcome, owner if outcome == CLAIMED else "")
+
     def release(self, kind: str, session_id: str, owner: str, *, failed: bool = False) -> str:
         """``owner`` finished the frame it took (``failed``: count it as lost):
         clear its in-flight mark, then drop its busy flag or, if a frame arrived
@@ -244,6 +279,16 @@ class MemoryFrameQueue:
         key = (kind, session_id)
         with self._lock:
             return key not in self._frames and key not in self._busy
+
+    def reclaim(self, kind: str, session_id: str) -> Reclaim:
+        key = (kind, session_id)
+        with self._lock:
+            if key in self._busy:
+                return Reclaim(BUSY)
+            if key in self._frames:
+                self._busy[key] = owner = _token()
+                return Reclaim(CLAIMED, owner)
+            return Reclaim(IDLE)
 
     def release(self, kind: str, session_id: str, owner: str, *, failed: bool = False) -> str:
         key = (kind, session_id)

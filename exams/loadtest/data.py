@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -71,10 +72,14 @@ def _proctor_session(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
-def load_exam_create(*, candidates: int, interval: float, encoding: list[float], label: str = "") -> LoadExam:
+def load_exam_create(
+    *, candidates: int, interval: float, encoding: list[float], label: str = "", in_progress: bool = True
+) -> LoadExam:
     """An open exam with ``candidates`` candidates whose attempts are already in
-    progress (consented, verified and started through the state machine), each
-    with ``encoding`` as their reference face, and a proctor assigned to it."""
+    progress (consented, verified and started through the state machine), or
+    only invited (``in_progress=False``: the walk-in takes them through the
+    pages), each with ``encoding`` as their reference face, and a proctor
+    assigned to it."""
     if candidates < 1:
         raise ValueError("at least one candidate")
     now = timezone.now()
@@ -106,10 +111,11 @@ def load_exam_create(*, candidates: int, interval: float, encoding: list[float],
         sessions = []
         for candidate in rows:
             session = ExamSession(candidate=candidate)
-            session.consent(version=settings.CONSENT_POLICY_VERSION, now=now)
-            session.verify(now=now)
-            session.start(now=now)
-            session.verification_status = "matched"
+            if in_progress:
+                session.consent(version=settings.CONSENT_POLICY_VERSION, now=now)
+                session.verify(now=now)
+                session.start(now=now)
+                session.verification_status = "matched"
             sessions.append(session)
         ExamSession.objects.bulk_create(sessions)
         cookie = _proctor_session(proctor)
@@ -129,6 +135,12 @@ def load_frames_analysed(load: LoadExam) -> int:
     """Frames the server analysed for the load exam's sessions so far."""
     total = ExamSession.objects.filter(candidate__exam__code=load.code).aggregate(n=Sum("frames_analysed"))
     return int(total["n"] or 0)
+
+
+def load_states(load: LoadExam) -> dict[str, int]:
+    """How many of the load exam's sessions are in each state, by the database."""
+    rows = ExamSession.objects.filter(candidate__exam__code=load.code).values_list("state", flat=True)
+    return dict(Counter(rows))
 
 
 def load_queue_idle(load: LoadExam) -> bool:

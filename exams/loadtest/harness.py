@@ -28,8 +28,9 @@ from django.db import close_old_connections, connection
 from detection.core import decode_image, encode_reference
 from exams.analysis.pipeline import FIRST_IDENTITY_WITHIN_SECONDS
 from exams.loadtest import cpu, data, frames
-from exams.loadtest.report import ServerCpu, SettledCpu, build_result
+from exams.loadtest.report import ServerCpu, SettledCpu, build_result, walk_in_result
 from exams.loadtest.runner import LoadRun, Plan
+from exams.loadtest.walkin import WalkIn, WalkPlan
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class LoadParams:
     seed: int = 0
     server_pids: tuple[int, ...] = ()
     bench: bool = True  # run the detection bench after the load, for live_vs_bench
+    walk_in: bool = False  # candidates walk in through the pages (exams.loadtest.walkin)
+    neighbour_per_minute: float = 0.0  # walk-in only: made-up tokens a minute from the same address
 
     def __post_init__(self) -> None:
         for url in self.urls:
@@ -74,6 +77,8 @@ class LoadParams:
             raise ValueError("--duration must be positive and --ramp at least 0 and shorter than it")
         if self.proctors < 0 or not 0 <= self.episode_share <= 1 or self.drain < 0:
             raise ValueError("--proctors, --episode-share and --drain must not be negative")
+        if self.neighbour_per_minute < 0 or (self.neighbour_per_minute and not self.walk_in):
+            raise ValueError("--neighbour takes a rate a minute from 0, and only with --walk-in")
         if not (Path(self.photos) / "obama.jpg").is_file():
             raise ValueError(f"--photos {self.photos} has no obama.jpg (the candidate's face)")
 
@@ -298,4 +303,84 @@ def run_load_test(
         if not keep:
             removed = data.load_data_remove(code=load.code)
             progress(f"removed the load exam: {removed}")
+    return result
+
+
+def run_walk_in(params: LoadParams, *, progress: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
+    """Invited candidates walk in through the real pages from this one address
+    (exams.loadtest.walkin); returns how many got in, when, and what refused them.
+
+    Every candidate has a roster photo (the reference encoding of obama.jpg), as
+    a school's roster import gives them: each verification picture is then
+    compared against it, the path most candidates take (the one without a photo
+    captures its first picture instead and writes a file per candidate)."""
+    photos = Path(params.photos)
+    progress("building pictures and the walk-in exam")
+    size = frames.frames_in(params.duration, params.interval) + 2
+    pool = frames.build_pools(photos, {frames.STILL: size}, seed=params.seed)[frames.STILL]
+    encoding = encode_reference(decode_image((photos / "obama.jpg").read_bytes())).tolist()
+    load = data.load_exam_create(
+        candidates=params.candidates,
+        interval=params.interval,
+        encoding=encoding,
+        label="walk-in " + datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        in_progress=False,
+    )
+    close_old_connections()
+    progress(f"exam {load.code}: {params.candidates} candidates invited")
+    try:
+        processes = _server_processes(params)
+        offsets = [(c.index * 7919) % len(pool) for c in load.candidates]
+        plan = WalkPlan(
+            base_url=params.base_url,
+            more_urls=params.urls[1:],
+            tokens=[c.token for c in load.candidates],
+            pictures=[pool[offset:] + pool[:offset] for offset in offsets],
+            ramp=params.ramp,
+            duration=params.duration,
+            interval=params.interval,
+            neighbour_per_minute=params.neighbour_per_minute,
+        )
+        loadavg_start = os.getloadavg()
+        before, machine_before, client_before = (
+            cpu.sample(processes),
+            cpu.machine_busy_seconds(),
+            _client_cpu(),
+        )
+        obs = asyncio.run(WalkIn(plan, progress=progress).run())
+        after_processes = {**processes, **_server_processes(params)}
+        after, machine_after, client_after = (
+            cpu.sample(after_processes),
+            cpu.machine_busy_seconds(),
+            _client_cpu(),
+        )
+        close_old_connections()
+        result = walk_in_result(
+            parameters={
+                "url": params.url,
+                "candidates": params.candidates,
+                "ramp": params.ramp,
+                "duration": params.duration,
+                "interval": params.interval,
+                "neighbour_per_minute": params.neighbour_per_minute,
+                "exam": load.code,
+            },
+            obs=obs,
+            states=data.load_states(load),
+            cpu_seconds={**cpu.used_between(before, after), "load_generator": client_after - client_before},
+            machine={
+                "cpus": os.cpu_count(),
+                "loadavg_start": [round(v, 2) for v in loadavg_start],
+                "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+                "machine_busy_s": round(machine_after - machine_before, 1)
+                if machine_after is not None and machine_before is not None
+                else None,
+                "python": platform.python_version(),
+                "started_at": datetime.fromtimestamp(obs.started_at, UTC).isoformat(timespec="seconds"),
+            },
+        )
+    finally:
+        if not keep:
+            removed = data.load_data_remove(code=load.code)
+            progress(f"removed the walk-in exam: {removed}")
     return result

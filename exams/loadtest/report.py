@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exams.loadtest.runner import Observations
+from exams.loadtest.walkin import STAGES, WalkObservations
 
 RESULT_VERSION = 2  # 2: candidates reconnect; handshake_failures counts every failed dial
 
@@ -234,4 +235,75 @@ def summary_text(result: dict[str, Any]) -> str:
             f"  slowed down      {result['slowed_down']} candidates, "
             f"up to a frame every {result['max_interval_asked']:g} s"
         )
+    return "\n".join(lines)
+
+
+def walk_in_result(
+    *,
+    parameters: dict[str, Any],
+    obs: WalkObservations,
+    states: dict[str, int],
+    cpu_seconds: dict[str, float],
+    machine: dict[str, Any],
+) -> dict[str, Any]:
+    """The walk-in's figures: seconds from each candidate's arrival to each stage."""
+    return {
+        "mode": "walk_in",
+        "parameters": parameters,
+        "candidates": parameters["candidates"],
+        "arrived": obs.arrived,
+        # By the database at the end: the sessions' states (in_progress is the goal).
+        "states": states,
+        "reached": {stage: obs.reached[stage] for stage in STAGES},
+        "seconds_to": {
+            stage: {k: (round(v / 1000, 2) if k != "n" and v is not None else v) for k, v in p.items()}
+            for stage in STAGES
+            for p in [percentiles([s * 1000 for s in obs.seconds_to[stage]], (50, 95))]
+        },
+        "last_in_progress_s": round(obs.last_in_progress_s, 1) if obs.last_in_progress_s else None,
+        "http_429": obs.too_many_requests,
+        "socket_4429": obs.sockets_4429,
+        # Every HTTP status other than 2xx/3xx, every unexpected answer, every socket refusal.
+        "unexpected": dict(sorted(obs.unexpected.items())),
+        "uploads": obs.uploads,
+        "retakes": dict(obs.retakes),
+        "status_polls": obs.polls,
+        "frames_sent": obs.frames_sent,
+        "neighbour": dict(sorted(obs.neighbour.items())),
+        "client_errors": dict(obs.client_errors),
+        "cpu_seconds": {role: round(seconds, 1) for role, seconds in sorted(cpu_seconds.items())},
+        "wall_s": round(obs.ended_at - obs.started_at, 1),
+        "machine": machine,
+    }
+
+
+def walk_in_summary_text(result: dict[str, Any]) -> str:
+    p = result["parameters"]
+    states = result["states"]
+    lines = [
+        f"walk-in: {p['candidates']} candidates arriving over {p['ramp']:g} s, stopped at "
+        f"{p['duration']:g} s, against {p['url']}"
+        + (
+            f", a neighbour at {p['neighbour_per_minute']:g} made-up tokens a minute"
+            if p["neighbour_per_minute"]
+            else ""
+        ),
+        f"  in progress      {states.get('in_progress', 0)} of {p['candidates']} (database), "
+        f"the last {result['last_in_progress_s']} s after the first arrival; states {states}",
+        "  seconds from arrival to (p50 / p95 / max, n):",
+    ]
+    for stage in STAGES:
+        s = result["seconds_to"][stage]
+        lines.append(f"    {stage:<16} {s['p50']} / {s['p95']} / {s['max']}  ({s['n']})")
+    lines += [
+        f"  429 / 4429       {result['http_429']} / {result['socket_4429']} (valid candidates)",
+        f"  unexpected       {result['unexpected'] or 'none'}",
+        f"  verification     {result['uploads']} uploads, retakes {result['retakes'] or 'none'}, "
+        f"{result['status_polls']} status polls",
+        f"  server CPU s     {result['cpu_seconds']}; machine {result['machine']}",
+    ]
+    if p["neighbour_per_minute"]:
+        lines.append(f"  neighbour        {result['neighbour']}")
+    if result["client_errors"]:
+        lines.append(f"  client errors    {result['client_errors']}")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ from exams.services.candidate_flow import (
     sessions_submit_overdue,
     verification_capture_reference,
     verification_compare,
+    verification_lost,
     verification_pending,
     verification_result,
 )
@@ -161,6 +162,7 @@ __all__ = [
     "exam_window_check",
     "verification_capture_reference",
     "verification_compare",
+    "verification_lost",
     "verification_pending",
     "verification_result",
     "camera_silent_after",

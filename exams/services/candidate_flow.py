@@ -86,6 +86,23 @@ def verification_pending(*, session: ExamSession) -> None:
     )
 
 
+def verification_lost(*, session: ExamSession) -> bool:
+    """A pending photo that nothing will answer (exams.analysis.intake.verification_recover):
+    back to "not started" with a word for the page, which asks for another photo. Only
+    if no result came meanwhile (every result changes the status or the attempts). True
+    if it did."""
+    return bool(
+        ExamSession.objects.filter(
+            pk=session.pk,
+            verification_status=VerificationStatus.PENDING,
+            verification_attempts=session.verification_attempts,
+        ).update(
+            verification_status=VerificationStatus.NONE,
+            verification_message="Your photo was not checked: the server was too busy. Take it again.",
+        )
+    )
+
+
 def verification_result(*, session: ExamSession, status: VerificationStatus, message: str) -> None:
     """A verification attempt that could not compare (no face, several faces, bad image)."""
     with transaction.atomic():

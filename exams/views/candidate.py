@@ -11,29 +11,35 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
-from django_ratelimit.core import is_ratelimited
 
-from exams import services
+from exams import limits, services
 from exams.access import TokenRefused, get_candidate_for_token
 from exams.analysis import intake
-from exams.models import ExamSession
+from exams.models import ExamSession, VerificationStatus
 
 State = ExamSession.State
 
 
 def candidate_view(view):
-    """Resolve the token to the candidate's session, or show why the link does not work."""
+    """Resolve the token to the candidate's session, or show why the link does not work.
+
+    Limits (exams.limits): a refused token counts against its address, and once
+    the address is over TAKE_REFUSALS_PER_MINUTE its refused tokens get 429; a
+    valid token counts against its own budget only. So nothing another person at
+    the same address (an exam hall behind one NAT) does refuses a valid link."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
-        if _over_the_limit(request):
-            return _refused(request, "too_many_requests", TOO_MANY, status=429)
+        ip = limits.request_ip(request) or limits.UNKNOWN  # read first: the process logs its first one
         try:
             candidate = get_candidate_for_token(token)
         except TokenRefused as exc:
-            _limit(request, "take-refused", settings.TAKE_REFUSALS_PER_MINUTE, increment=True)
+            if limits.token_refused(ip):
+                return _refused(request, "too_many_requests", TOO_MANY_REFUSED, status=429)
             services.audit_anonymous_refusal(action="link_refused", reason=exc.code)
             return _refused(request, exc.code, exc.reason, status=410 if exc.code == "expired_token" else 404)
+        if limits.token_over_budget(candidate.pk):
+            return _refused(request, "too_many_requests", TOO_MANY, status=429)
         session = services.session_for_candidate(candidate)
         deadline = session.deadline
         if session.is_live and deadline is not None and deadline <= timezone.now():
@@ -45,20 +51,11 @@ def candidate_view(view):
     return wrapper
 
 
-TOO_MANY = "Too many requests from your network. Wait a minute, then open your exam link again."
-
-
-def _limit(request: HttpRequest, group: str, per_minute: int, *, increment: bool) -> bool:
-    return is_ratelimited(request, group=group, key="ip", rate=f"{per_minute}/m", increment=increment)
-
-
-def _over_the_limit(request: HttpRequest) -> bool:
-    """Per client address (django-ratelimit): every candidate request counts against
-    TAKE_REQUESTS_PER_MINUTE; once more than TAKE_REFUSALS_PER_MINUTE tokens were
-    refused, the address gets no further lookups this minute."""
-    if _limit(request, "take-refused", settings.TAKE_REFUSALS_PER_MINUTE, increment=False):
-        return True
-    return _limit(request, "take", settings.TAKE_REQUESTS_PER_MINUTE, increment=True)
+TOO_MANY = "Too many requests for this exam link. Wait a minute, then open your exam link again."
+TOO_MANY_REFUSED = (
+    "Too many exam links that do not work came from your network. Check that you copied all of your "
+    "link, wait a minute, then open it again."
+)
 
 
 def _refused(request: HttpRequest, code: str, reason: str, *, status: int) -> HttpResponse:
@@ -249,7 +246,10 @@ def take_verify_photo(request: HttpRequest, session: ExamSession) -> JsonRespons
 
 @candidate_view
 def take_verify_status(request: HttpRequest, session: ExamSession) -> JsonResponse:
-    session.refresh_from_db()
+    # candidate_view has just read the session: a hall polls this at once, so no second read.
+    pending = session.verification_status == VerificationStatus.PENDING
+    if pending and intake.verification_recover(session=session):  # never "pending" for good
+        session.refresh_from_db()
     return JsonResponse(
         {
             "state": session.state,

@@ -13,9 +13,18 @@ function show(text, kind = "info") {
   if (kind === "error") button.scrollIntoView({ block: "nearest" });
 }
 
+// Quick at first (most checks take a second or two), then every 2 s: a hall of
+// candidates waiting at once must not spend the server on status polls.
+// exams/loadtest/walkin.py polls the same way.
+const POLL_GIVE_UP_MS = 90000;
+function pollDelay(i) {
+  return Math.min(500 * 1.5 ** Math.floor(i / 2), 2000);
+}
+
 async function poll() {
-  for (let i = 0; i < 120; i++) {
-    await new Promise((r) => setTimeout(r, 500));
+  const started = Date.now();
+  for (let i = 0; Date.now() - started < POLL_GIVE_UP_MS; i++) {
+    await new Promise((r) => setTimeout(r, pollDelay(i)));
     const res = await fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" } });
     const data = await res.json();
     if (data.state === "verified" && data.status === "mismatch_flagged") {
@@ -32,7 +41,8 @@ async function poll() {
       setTimeout(() => (window.location.href = root.dataset.nextUrl), 800);
       return;
     }
-    if (data.status && data.status !== "pending") {
+    if (data.status !== "pending") {
+      // A result, or "" when the server lost the photo: its message says to take another.
       show(data.message, "error");
       button.disabled = false;
       return;

@@ -98,3 +98,33 @@ def test_it_counts_unknown_links_and_audits_them_once_a_minute(client, fresh_ref
     name = "refused:link_refused:unknown_token"
     counted = limits.window_count(name, increment=False) + limits.window_count(name, windows_ago=1)
     assert counted == 50
+
+
+@pytest.mark.django_db
+def test_it_leaves_a_pending_verification_alone_while_its_analysis_is_queued(candidate):
+    """The busy flag or the in-flight mark stands (a task is queued or running): the poll
+    waits; and a result written meanwhile is never turned back into "lost"."""
+    from exams import services
+    from exams.analysis import intake
+    from exams.analysis.queue import QueuedFrame, frame_queue
+    from exams.models import ExamSession, VerificationStatus
+
+    session = candidate.session
+    advance(session, "consented")
+    session_id = str(session.public_id)
+    services.verification_pending(session=session)
+    assert frame_queue().put(intake.VERIFY, QueuedFrame(session_id, 1, 0.0, b"photo")).scheduled
+    try:
+        status = Client().get(f"/take/{candidate.token}/verify/status").json()
+        assert status["status"] == "pending"
+        # Running longer than the flag lasts (it counts from the photo's arrival): still running.
+        frame_queue().redis.delete(f"proctor:{intake.VERIFY}-busy:{session_id}")
+        assert frame_queue().take(intake.VERIFY, session_id) is not None
+        assert Client().get(f"/take/{candidate.token}/verify/status").json()["status"] == "pending"
+        assert frame_queue().reclaim(intake.VERIFY, session_id).outcome == "busy"
+        stale = ExamSession.objects.get(pk=session.pk)
+        services.verification_result(session=stale, status=VerificationStatus.NO_FACE, message="No face.")
+        assert not services.verification_lost(session=stale)
+        assert ExamSession.objects.get(pk=session.pk).verification_status == VerificationStatus.NO_FACE
+    finally:
+        frame_queue().forget(intake.VERIFY, session_id)

@@ -610,3 +610,50 @@ def test_frame_cost_charges_each_stage_of_the_worker_and_removes_its_candidate(t
 
     assert pipeline.analyse_stream.__module__ == "detection.core.analyse"
     assert "take" not in vars(frame_queue())
+
+
+# ---------------------------------------------------------------- the walk-in
+
+
+def test_it_walks_a_hall_in_through_the_pages_while_a_neighbour_guesses(
+    transactional_db, celery_worker_process, tmp_path
+):
+    """Invited candidates from one address (this machine) open their links, consent,
+    verify and start through the real pages and sockets with the default limits,
+    while a neighbour at the same address sends made-up tokens far over
+    TAKE_REFUSALS_PER_MINUTE (3 here, so it trips early): the neighbour is told
+    to wait, the candidates never are."""
+    port = free_port()
+    daphne = daphne_start(
+        port=port, env=service_env(TAKE_REFUSALS_PER_MINUTE="3"), log=tmp_path / "daphne.log"
+    )
+    try:
+        out = _run(
+            "loadtest",
+            "--walk-in",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--candidates",
+            "3",
+            "--ramp",
+            "1",
+            "--duration",
+            "120",
+            "--neighbour",
+            "120",
+            "--json",
+        )
+    finally:
+        process_stop(daphne, timeout=10)
+    result = json.loads(out)
+
+    assert result["mode"] == "walk_in" and result["arrived"] == 3
+    assert result["states"] == {"in_progress": 3}
+    assert result["reached"] == {stage: 3 for stage in report.STAGES}
+    assert result["http_429"] == 0 and result["socket_4429"] == 0
+    assert result["unexpected"] == {}, result["unexpected"]
+    assert result["uploads"] >= 3 and result["status_polls"] > 0
+    neighbour = result["neighbour"]
+    assert neighbour.get("page 404", 0) + neighbour.get("socket 4403", 0) >= 3
+    assert neighbour.get("page 429", 0) + neighbour.get("socket 4429", 0) > 0
+    assert not Exam.objects.filter(code=result["parameters"]["exam"]).exists(), "removed after the run"

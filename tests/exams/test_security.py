@@ -1,6 +1,7 @@
 """The web layer's defences: secure settings on a server, the Content-Security-Policy,
-password rules, the client address, the per-address limits on candidate links, the
-candidate socket's message budget, debounced signals and daphne's size limit."""
+password rules, the client address, the limits on candidate links (refused tokens per
+address, valid ones per token), the candidate socket's message budget, debounced
+signals and daphne's size limit."""
 
 from __future__ import annotations
 
@@ -207,25 +208,94 @@ def test_it_reads_the_client_address_behind_the_proxy_only(settings, behind_prox
     assert limits.scope_ip({"client": ("172.18.0.1", 5000), "headers": headers}) == expected
 
 
-# ---------------------------------------------------------------- per-address limits
+def test_it_says_once_which_client_address_it_believes(settings, monkeypatch, caplog):
+    """So an operator can tell "behind a proxy" from "direct" (README, Security)."""
+    from exams import limits
+
+    monkeypatch.setattr(limits, "_told", False)
+    settings.BEHIND_PROXY = True
+    with caplog.at_level("INFO", logger="exams.limits"):
+        limits.client_ip("172.18.0.1", "203.0.113.99, 198.51.100.7")
+        limits.client_ip("172.18.0.1", "198.51.100.8")
+    told = [r.getMessage() for r in caplog.records if r.name == "exams.limits"]
+    assert told == [
+        "client address of the first request: 198.51.100.7 "
+        "(the last X-Forwarded-For entry; BEHIND_PROXY=true)"
+    ]
+
+
+def test_it_pools_database_connections_per_process_on_a_server():
+    """Under ASGI each request has a thread of its own; without a pool each kept a
+    connection, and a hall of 200 ran PostgreSQL out of them."""
+    pooled = _settings_in_a_fresh_process({**SERVER_ENV, "DB_POOL_MAX_SIZE": "12"}, "DATABASES")
+    default = pooled["DATABASES"]["default"]
+    assert default["CONN_MAX_AGE"] == 0
+    assert default["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 12, "timeout": 30, "max_idle": 300}
+    unpooled = _settings_in_a_fresh_process({**SERVER_ENV, "DB_POOL": "false"}, "DATABASES")
+    assert "pool" not in unpooled["DATABASES"]["default"].get("OPTIONS", {})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"}, "DB_POOL_MIN_SIZE"),
+        ({"TAKE_REQUESTS_PER_MINUTE": "600"}, "TAKE_TOKEN_REQUESTS_PER_MINUTE"),
+    ],
+)
+def test_it_refuses_to_start_with_a_pool_or_a_limit_that_cannot_work(env, message):
+    base = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "proctor.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**base, **SERVER_ENV, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and message in result.stderr
+
+
+# ---------------------------------------------------------------- limits on candidate links
 
 
 @pytest.fixture
 def address(settings):
-    """Limits on, and an address no other test (or earlier run this minute) used."""
+    """Limits on, counters of this test's own (a fresh cache key prefix: candidate ids
+    repeat across runs in one minute), and an address no other test used."""
     settings.RATELIMIT_ENABLE = True
+    default = {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    settings.CACHES = {**settings.CACHES, "default": default}
     return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
 
 
-@pytest.mark.django_db
-def test_it_limits_candidate_pages_per_address(candidate, address, settings):
-    settings.TAKE_REQUESTS_PER_MINUTE = 5
+def _guess(n: int) -> str:
+    return f"guess-{n:040d}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_a_hall_in_while_a_neighbour_guesses_tokens(live_session, address, settings):
+    """The issue's reproduction: one address (an exam hall), a valid candidate, and a
+    neighbour sending 31 made-up tokens in a minute (TAKE_REFUSALS_PER_MINUTE is 30)."""
+    from asgiref.sync import async_to_sync
+
+    from exams.consumers import CLOSE_RATE_LIMITED
+
+    assert settings.TAKE_REFUSALS_PER_MINUTE == 30
+    token = live_session.candidate.token
     client = Client(REMOTE_ADDR=address)
-    statuses = [client.get(f"/take/{candidate.token}/").status_code for _ in range(7)]
-    assert statuses == [200] * 5 + [429] * 2
-    assert b"Too many requests" in client.get(f"/take/{candidate.token}/").content
-    # Another address is not affected.
-    assert Client(REMOTE_ADDR="192.0.2.1").get(f"/take/{candidate.token}/").status_code == 200
+    assert client.get(f"/take/{token}/exam/").status_code == 200
+    statuses = [client.get(f"/take/{_guess(n)}/exam/").status_code for n in range(31)]
+    assert statuses == [404] * 31  # now over the limit: the address's next unknown token waits
+    assert client.get(f"/take/{_guess(99)}/finish", follow=False).status_code == 405  # GET: never looked up
+    assert client.post(f"/take/{_guess(99)}/finish").status_code == 429
+
+    assert client.get(f"/take/{token}/exam/").status_code == 200
+    (first, closed), (guess_first, guess_closed) = async_to_sync(_open_each)([token, _guess(100)], address)
+    assert first["type"] == "status" and not closed
+    assert guess_first["code"] == "too_many_requests" and guess_closed["code"] == CLOSE_RATE_LIMITED
+    finished = client.post(f"/take/{token}/finish")
+    assert finished.status_code == 302 and finished["Location"] == f"/take/{token}/done/"
+    live_session.refresh_from_db()
+    assert live_session.state == "submitted"
 
 
 @pytest.mark.django_db
@@ -234,11 +304,34 @@ def test_it_stops_an_address_that_guesses_tokens(candidate, address, settings):
 
     settings.TAKE_REFUSALS_PER_MINUTE = 3
     client = Client(REMOTE_ADDR=address)
-    statuses = [client.get(f"/take/guess-{n:040d}/").status_code for n in range(6)]
+    statuses = [client.get(f"/take/{_guess(n)}/").status_code for n in range(6)]
     assert statuses == [404] * 4 + [429] * 2  # refused once more than the limit, then stopped
-    # Even its real link waits for the next minute; the guesses wrote at most one row.
-    assert client.get(f"/take/{candidate.token}/").status_code == 429
+    assert b"do not work came from your network" in client.get(f"/take/{_guess(7)}/").content
+    # Its real link still works; the guesses wrote at most one row.
+    assert client.get(f"/take/{candidate.token}/").status_code == 200
     assert AuditEntry.objects.filter(action="link_refused").count() <= 1
+
+
+@pytest.mark.django_db
+def test_it_limits_a_valid_link_per_token_not_per_address(candidate, other_candidate, address, settings):
+    settings.TAKE_TOKEN_REQUESTS_PER_MINUTE = 5
+    client = Client(REMOTE_ADDR=address)
+    statuses = [client.get(f"/take/{candidate.token}/").status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    assert b"Too many requests for this exam link" in client.get(f"/take/{candidate.token}/").content
+    # The flood spent that link's budget, from any address, and nobody else's.
+    assert Client(REMOTE_ADDR="192.0.2.1").get(f"/take/{candidate.token}/").status_code == 429
+    assert client.get(f"/take/{other_candidate.token}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_turns_the_limits_off_with_ratelimit_enable(candidate, address, settings):
+    settings.RATELIMIT_ENABLE = False
+    settings.TAKE_REFUSALS_PER_MINUTE = 1
+    settings.TAKE_TOKEN_REQUESTS_PER_MINUTE = 1
+    client = Client(REMOTE_ADDR=address)
+    assert {client.get(f"/take/{_guess(n)}/").status_code for n in range(3)} == {404}
+    assert {client.get(f"/take/{candidate.token}/").status_code for _ in range(3)} == {200}
 
 
 async def _open(token: str, address: str) -> tuple[WebsocketCommunicator, dict, dict]:
@@ -253,33 +346,46 @@ async def _open(token: str, address: str) -> tuple[WebsocketCommunicator, dict, 
     return communicator, first, closed
 
 
+async def _open_each(tokens: list[str], address: str) -> list[tuple[dict, dict]]:
+    """Open a socket per token in turn, each disconnected before the next (one event loop)."""
+    seen = []
+    for token in tokens:
+        communicator, first, closed = await _open(token, address)
+        await communicator.disconnect()
+        seen.append((first, closed))
+    return seen
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_it_limits_candidate_sockets_per_address(live_session, address, settings):
+async def test_it_limits_candidate_sockets_per_token(live_session, address, settings):
     from exams.consumers import CLOSE_RATE_LIMITED
 
-    settings.TAKE_REQUESTS_PER_MINUTE = 2
+    settings.TAKE_TOKEN_REQUESTS_PER_MINUTE = 2
     token = live_session.candidate.token
     for _ in range(2):
         communicator, first, _ = await _open(token, address)
         assert first["type"] == "status"
         await communicator.disconnect()
-    communicator, first, closed = await _open(token, address)
+    communicator, first, closed = await _open(token, "192.0.2.1")  # another address: the same link
     assert first["code"] == "too_many_requests" and not first.get("fatal")
     assert closed == {"type": "websocket.close", "code": CLOSE_RATE_LIMITED}
     await communicator.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_stops_an_address_that_guesses_socket_tokens(live_session, address, settings):
+async def test_it_closes_4429_only_for_refused_socket_tokens(live_session, address, settings):
     from exams.consumers import CLOSE_RATE_LIMITED, CLOSE_REFUSED
 
     settings.TAKE_REFUSALS_PER_MINUTE = 2
     for n in range(3):
-        communicator, first, closed = await _open(f"guess-{n:040d}", address)
+        communicator, first, closed = await _open(_guess(n), address)
         assert first["code"] == "unknown_token" and closed["code"] == CLOSE_REFUSED
         await communicator.disconnect()
-    communicator, first, closed = await _open(live_session.candidate.token, address)
+    communicator, first, closed = await _open(_guess(3), address)
     assert first["code"] == "too_many_requests" and closed["code"] == CLOSE_RATE_LIMITED
+    await communicator.disconnect()
+    communicator, first, closed = await _open(live_session.candidate.token, address)
+    assert first["type"] == "status" and not closed
     await communicator.disconnect()
 
 

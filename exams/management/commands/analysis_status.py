@@ -15,12 +15,14 @@ from exams.analysis.queue import frame_queue
 
 
 def _broker_depth() -> int | None:
-    """Tasks waiting in the Celery broker (Redis list ``celery``); None in embedded mode."""
+    """Tasks waiting in the Celery broker (Redis list ``celery``, and kombu's list per
+    priority step beside it: frames queue at a lower priority); None in embedded mode."""
     if not settings.REDIS_URL:
         return None
     import redis
 
-    return int(redis.Redis.from_url(settings.REDIS_URL).llen("celery"))
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return sum(int(client.llen(key)) for key in ("celery", *(f"celery\x06\x16{p}" for p in (3, 6, 9))))
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from exams.loadtest.data import load_data_remove
-from exams.loadtest.harness import DEFAULT_PHOTOS, EPISODE_SHARE, LoadParams, run_load_test
-from exams.loadtest.report import summary_text
+from exams.loadtest.harness import DEFAULT_PHOTOS, EPISODE_SHARE, LoadParams, run_load_test, run_walk_in
+from exams.loadtest.report import summary_text, walk_in_summary_text
 
 
 def _pids(value: str) -> tuple[int, ...]:
@@ -18,7 +18,9 @@ class Command(BaseCommand):
     help = (
         "Load a running server (same DATABASE_URL) with simulated candidates streaming webcam frames "
         "and proctor sockets listening; print connect times, latency, analysed share, alerts and "
-        "server CPU per frame. --cleanup removes every load-test exam and user."
+        "server CPU per frame. --walk-in instead walks invited candidates through the real pages "
+        "(link, consent, verification picture, start, socket) from this one address, as an exam hall. "
+        "--cleanup removes every load-test exam and user."
     )
 
     def add_arguments(self, parser):
@@ -51,6 +53,20 @@ class Command(BaseCommand):
             action="store_true",
             help="skip the detection bench after the load (no live_vs_bench figure)",
         )
+        parser.add_argument(
+            "--walk-in",
+            action="store_true",
+            help="invited candidates open their links, consent, verify and start through the pages, "
+            "arriving over --ramp seconds, stopped at --duration",
+        )
+        parser.add_argument(
+            "--neighbour",
+            type=float,
+            default=0.0,
+            metavar="PER_MINUTE",
+            help="with --walk-in: also send this many made-up tokens a minute (pages and sockets in turn) "
+            "from the same address",
+        )
         parser.add_argument("--keep", action="store_true", help="leave the load exam in place afterwards")
         parser.add_argument("--cleanup", action="store_true", help="remove all load-test data, then exit")
         parser.add_argument("--json", action="store_true")
@@ -76,9 +92,17 @@ class Command(BaseCommand):
                 seed=o["seed"],
                 server_pids=_pids(o["server_pids"]),
                 bench=not o["no_bench"],
+                walk_in=o["walk_in"],
+                neighbour_per_minute=o["neighbour"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if o["walk_in"]:
+            result = run_walk_in(
+                params, progress=lambda line: self.stderr.write(f"loadtest: {line}"), keep=o["keep"]
+            )
+            self.stdout.write(json.dumps(result, indent=2) if o["json"] else walk_in_summary_text(result))
+            return
         result = run_load_test(
             params, progress=lambda line: self.stderr.write(f"loadtest: {line}"), keep=o["keep"]
         )

@@ -244,3 +244,63 @@ def test_a_first_frame_that_waited_puts_its_identity_check_off(live_session, beh
 )
 def test_a_picture_is_due_at_most_every_few_seconds(last_at, now, due):
     assert live.picture_due(last_at, now) is due
+
+
+def _stranded_photo(session: ExamSession, data: bytes) -> str:
+    """A verification photo whose task the broker lost: pending, the photo waiting,
+    and no busy flag (it expired BUSY_TTL_SECONDS after the photo came in)."""
+    from exams import services
+
+    session_id = str(session.public_id)
+    services.verification_pending(session=session)
+    put = frame_queue().put(intake.VERIFY, QueuedFrame(session_id, 1, time.time(), data))
+    assert put.scheduled  # ...and then never scheduled
+    frame_queue().redis.delete(f"proctor:{intake.VERIFY}-busy:{session_id}")
+    return session_id
+
+
+def test_it_queues_a_lost_verification_again_when_the_page_polls(celery_worker_process, candidate):
+    from django.test import Client
+
+    from tests.conftest import advance
+
+    session = candidate.session
+    advance(session, "consented")
+    _stranded_photo(ExamSession.objects.get(pk=session.pk), jpeg(webcam_photo("obama2.jpg")))
+    client = Client()
+
+    def poll() -> dict:
+        return client.get(f"/take/{candidate.token}/verify/status").json()
+
+    assert poll()["status"] == "pending"  # this poll queued it again
+    verified = _wait_for(lambda: (status := poll())["state"] == "verified" and status)
+    assert verified["status"] == "matched"
+    assert ExamSession.objects.get(pk=session.pk).verification_attempts == 1  # analysed once
+
+
+def test_it_tells_the_page_when_a_verification_photo_was_lost(celery_worker_process, candidate):
+    """The analyser took the photo and failed (the database refused it, say): nothing
+    will answer, so the poll says to take another, and that one is checked."""
+    from django.test import Client
+
+    from tests.conftest import advance
+
+    session = candidate.session
+    advance(session, "consented")
+    session_id = _stranded_photo(ExamSession.objects.get(pk=session.pk), b"lost")
+    assert frame_queue().take(intake.VERIFY, session_id) is not None
+    frame_queue().release(intake.VERIFY, session_id, "", failed=True)
+    client = Client()
+    status = client.get(f"/take/{candidate.token}/verify/status").json()
+    assert status["state"] == "consented" and status["status"] == ""
+    assert "Take it again" in status["message"]
+
+    photo_url = f"/take/{candidate.token}/verify/photo"
+    sent = client.post(photo_url, jpeg(webcam_photo("obama2.jpg")), content_type="image/jpeg")
+    assert sent.status_code == 202
+    verified = _wait_for(
+        lambda: (
+            (s := client.get(f"/take/{candidate.token}/verify/status").json())["state"] == "verified" and s
+        )
+    )
+    assert verified["status"] == "matched"

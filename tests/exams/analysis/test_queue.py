@@ -131,3 +131,37 @@ def test_it_gives_the_slot_back_when_analysis_hits_its_soft_time_limit(settings,
     assert len(scheduled) == 1 and scheduled[0] != put.owner  # the next frame got the slot
     assert _delta(before, frame_queue().stats("frame"))["lost"] == 1
     frame_queue().forget(intake.FRAME, session)
+
+
+def test_it_queues_a_verification_photo_before_every_camera_frame(settings):
+    """At 9:00 the candidates already streaming must not hold up those still waiting
+    to get in: the broker (kombu's Redis transport takes priority 0 first) holds a
+    verification task in the first list and a frame task in a later one."""
+    import json
+
+    import redis
+    from celery import current_app
+
+    from exams.analysis import intake
+
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    session = uuid.uuid4().hex
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = False
+    try:
+        intake._schedule(intake.FRAME, session, "frame-owner")
+        intake._schedule(intake.VERIFY, session, "verify-owner")
+    finally:
+        current_app.conf.task_always_eager = eager
+
+    def ours(key: str) -> list[bytes]:
+        return [raw for raw in broker.lrange(key, 0, -1) if session in raw.decode()]
+
+    first, later = ours("celery"), ours("celery\x06\x166")
+    for raw in first + later:  # no worker may run them: the session does not exist anyway
+        broker.lrem("celery", 0, raw)
+        broker.lrem("celery\x06\x166", 0, raw)
+    assert [json.loads(raw)["headers"]["task"] for raw in first] == ["analysis.verify_identity"]
+    assert [json.loads(raw)["headers"]["task"] for raw in later] == ["analysis.analyse_frame"]
