@@ -8,7 +8,8 @@ set holds photographs of real scenes, each labelled by hand in ``labels.csv``:
 - ``phone``, ``book``, ``laptop``: 1 when one is in view (held, at the ear, or on
   a desk; ``note`` says which kind of phone);
 - ``head``: the direction of the largest face, one of ``HEADS`` (``turned30`` is
-  about 30 degrees, ``turned45`` 45 or more but not yet profile); blank without a
+  about 30 degrees, ``turned45`` 45 or more but not yet profile, ``down`` and ``up``
+  a head bowed or raised well past reading); blank without a
   usable face;
 - ``gaze_off`` (eyes off the camera), ``glasses``: 0/1;
 - ``lighting``: ``normal``, ``dark`` or ``backlit``;
@@ -60,8 +61,8 @@ COLUMNS = (
     "attribution",
     "note",
 )
-HEADS = ("frontal", "turned30", "turned45", "profile", "down")
-AWAY = ("turned45", "profile", "down")  # a head the product should flag as looking away
+HEADS = ("frontal", "turned30", "turned45", "profile", "down", "up")
+AWAY = ("turned45", "profile", "down", "up")  # a head the product should flag as looking away
 LIGHTING = ("normal", "dark", "backlit")
 MAX_SIDE = 1024
 OBJECTS = {"phone": "cell phone", "book": "book", "laptop": "laptop"}
