@@ -244,9 +244,10 @@ def evaluate_real(directory: Path, config: Any = None) -> dict[str, Any]:
         confusion[f"{_bucket(truth_faces)}->{_bucket(found)}"] += 1
         exact += found == truth_faces
         if "looking_away" in outcomes:
-            tally = heads.setdefault(row["head"], [0, 0])
+            tally = heads.setdefault(row["head"], [0, 0, 0])
             tally[0] += 1
             tally[1] += outcomes["looking_away"][1]
+            tally[2] += "no_face" in keys
         pose = analysis.head_pose
         per_image.append(
             {
@@ -268,8 +269,8 @@ def evaluate_real(directory: Path, config: Any = None) -> dict[str, Any]:
             "confusion": dict(sorted(confusion.items())),
         },
         "looking_away_by_head": {
-            head: {"faces": n, "flagged": k, "rate": round(k / n, 3)}
-            for head, (n, k) in sorted(heads.items(), key=lambda item: HEADS.index(item[0]))
+            head: {"faces": n, "flagged": k, "rate": round(k / n, 3), "no_face": missed}
+            for head, (n, k, missed) in sorted(heads.items(), key=lambda item: HEADS.index(item[0]))
         },
         "by_condition": {
             condition: {
@@ -310,11 +311,11 @@ def table(report: dict[str, Any]) -> str:
         f"({count['exact_rate']}); truth->found: "
         + ", ".join(f"{k}: {v}" for k, v in count["confusion"].items()),
         "",
-        "| head (largest face) | faces | flagged looking_away | rate |",
-        "|---|---|---|---|",
+        "| head (largest face) | faces | flagged looking_away | rate | face not found (no_face) |",
+        "|---|---|---|---|---|",
     ]
     for head, row in report["looking_away_by_head"].items():
-        lines.append(f"| {head} | {row['faces']} | {row['flagged']} | {row['rate']} |")
+        lines.append(f"| {head} | {row['faces']} | {row['flagged']} | {row['rate']} | {row['no_face']} |")
     checks = list(report["checks"])
     for condition, groups in report["by_condition"].items():
         lines += [
