@@ -315,7 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="clones of the source repositories, as DIR/owner+name or DIR/owner/name",
     )
-    _add_photos(realset)
+    realset.add_argument(
+        "--photos",
+        required=True,
+        type=_folder,
+        metavar="DIR",
+        help="where rows without a commit are read from, by file name (tests/data/photos)",
+    )
     realset.set_defaults(func=cmd_build_realset)
 
     make = sub.add_parser("make-evalset", help="generate the evaluation set from the test photos")
