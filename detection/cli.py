@@ -4,7 +4,7 @@
     python -m detection bench --photos DIR [--duration S] [--repeat N] [--full] [--json]
     python -m detection make-evalset --photos DIR OUTDIR
     python -m detection evaluate [--json] DIR
-    python -m detection evaluate --real [--json] DIR
+    python -m detection evaluate --real [--dim MEAN] [--json] DIR
     python -m detection build-realset --mirrors DIR --photos DIR DIR
 
 ``bench`` and ``make-evalset`` compose their pictures from a folder of photos
@@ -212,7 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pin_to_one_core()
     directory = Path(args.dir)
     if args.real:
-        return _evaluate_real(directory, as_json=args.json)
+        return _evaluate_real(directory, as_json=args.json, dim=args.dim)
     from detection.tools.evalset import evaluate
 
     if not (directory / "labels.csv").is_file():
@@ -230,12 +230,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_real(directory: Path, *, as_json: bool) -> int:
-    from detection.tools.realset import evaluate_real, table
+def _evaluate_real(directory: Path, *, as_json: bool, dim: float | None) -> int:
+    from detection.tools.realset import dimmed_table, evaluate_dimmed, evaluate_real, table
 
     if not (directory / "labels.csv").is_file():
         logger.error("%s has no labels.csv (the real set is tests/data/real)", directory)
         return 2
+    if dim is not None:
+        report = evaluate_dimmed(directory, mean=dim)
+        sys.stdout.write(json.dumps(report) + "\n" if as_json else dimmed_table(report))
+        return 0
     report = evaluate_real(directory)
     sys.stdout.write(json.dumps(report) + "\n" if as_json else table(report))
     return 0
@@ -300,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--real", action="store_true", help="DIR is a hand-labelled set of real photos (tests/data/real)"
+    )
+    evaluate.add_argument(
+        "--dim",
+        type=float,
+        metavar="MEAN",
+        help="with --real: the camera and face checks on its faces dimmed to this mean grey level",
     )
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)

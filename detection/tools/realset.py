@@ -283,6 +283,64 @@ def evaluate_real(directory: Path, config: Any = None) -> dict[str, Any]:
     }
 
 
+def dim(image: np.ndarray, mean: float) -> np.ndarray:
+    """``image`` with its light scaled so its mean grey level is ``mean`` (a dim room)."""
+    grey = float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean())
+    return np.clip(image.astype(np.float32) * (mean / max(grey, 1.0)), 0, 255).astype(np.uint8)
+
+
+def evaluate_dimmed(directory: Path, mean: float = 24.0, config: Any = None) -> dict[str, Any]:
+    """The camera and face checks on the set's faces dimmed to a mean grey level of ``mean``.
+
+    Only photos whose face the checks find at their own light, with a frontal or
+    ~30 degree head in normal light, are dimmed, so what changes is the light
+    alone: every ``camera_blocked`` or ``no_face`` on them is a false alert
+    (their faces stay plainly visible at a mean of 24). Counted per Monk bucket.
+    """
+    from detection.core.analyse import analyse_frame
+    from detection.core.config import CheckConfig
+    from detection.core.image import decode_image
+    from detection.core.rules import conditions_from
+
+    config = config or CheckConfig()
+    groups: dict[str, Counter[str]] = {}
+    for row in load_labels(directory):
+        if row["head"] not in ("frontal", "turned30") or row["lighting"] != "normal" or row["faces"] == "0":
+            continue
+        image = decode_image((directory / row["file"]).read_bytes())
+        if analyse_frame(image, references=[], config=config).faces == 0:
+            continue
+        analysis = analyse_frame(dim(image, mean), references=[], config=config)
+        keys = {c.key for c in conditions_from(analysis, config)}
+        for group in (_group(row, "monk"), "all"):
+            tally = groups.setdefault(group, Counter())
+            tally["photos"] += 1
+            tally["camera_blocked"] += "camera_blocked" in keys
+            tally["no_face"] += "no_face" in keys
+            tally["face_found"] += "camera_blocked" not in keys and analysis.faces >= 1
+    return {
+        "mean": mean,
+        "by_monk": {
+            group: {k: tally[k] for k in ("photos", "camera_blocked", "no_face", "face_found")}
+            for group, tally in sorted(groups.items())
+        },
+    }
+
+
+def dimmed_table(report: dict[str, Any]) -> str:
+    """``evaluate_dimmed``'s report as a Markdown table."""
+    lines = [
+        f"Faces found at their own light, dimmed to a mean grey level of {report['mean']}:",
+        "",
+        "| Monk | photos | camera_blocked | no_face | face still found |",
+        "|---|---|---|---|---|",
+    ]
+    for group, row in report["by_monk"].items():
+        cells = [row[k] for k in ("photos", "camera_blocked", "no_face", "face_found")]
+        lines.append(f"| {group} | " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(row: dict[str, Any]) -> str:
     return f"{row['tp']}/{row['fp']}/{row['fn']}"
 
