@@ -4,6 +4,8 @@
     python -m detection bench --photos DIR [--duration S] [--repeat N] [--full] [--json]
     python -m detection make-evalset --photos DIR OUTDIR
     python -m detection evaluate [--json] DIR
+    python -m detection evaluate --real [--dim MEAN] [--json] DIR
+    python -m detection build-realset --mirrors DIR --photos DIR DIR
 
 ``bench`` and ``make-evalset`` compose their pictures from a folder of photos
 that must be given: the repository's own are in tests/data/photos (the
@@ -208,9 +210,11 @@ def _table(report: dict[str, Any]) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     pin_to_one_core()
+    directory = Path(args.dir)
+    if args.real:
+        return _evaluate_real(directory, as_json=args.json, dim=args.dim)
     from detection.tools.evalset import evaluate
 
-    directory = Path(args.dir)
     if not (directory / "labels.csv").is_file():
         logger.error(
             "%s has no labels.csv (make one with: python -m detection make-evalset --photos PHOTOS %s)",
@@ -223,6 +227,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report) + "\n")
     else:
         sys.stdout.write(_table(report))
+    return 0
+
+
+def _evaluate_real(directory: Path, *, as_json: bool, dim: float | None) -> int:
+    from detection.tools.realset import dimmed_table, evaluate_dimmed, evaluate_real, table
+
+    if not (directory / "labels.csv").is_file():
+        logger.error("%s has no labels.csv (the real set is tests/data/real)", directory)
+        return 2
+    if dim is not None:
+        report = evaluate_dimmed(directory, mean=dim)
+        sys.stdout.write(json.dumps(report) + "\n" if as_json else dimmed_table(report))
+        return 0
+    report = evaluate_real(directory)
+    sys.stdout.write(json.dumps(report) + "\n" if as_json else table(report))
+    return 0
+
+
+def cmd_build_realset(args: argparse.Namespace) -> int:
+    from detection.tools.realset import build
+
+    count = build(Path(args.dir), args.mirrors, args.photos)
+    logger.info("wrote %d photos to %s", count, args.dir)
     return 0
 
 
@@ -270,9 +297,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "evaluate", help="precision/recall, face-count confusion, identity FAR/FRR sweep"
     )
-    evaluate.add_argument("dir", metavar="DIR", help="images + labels.csv + references/ (see make-evalset)")
+    evaluate.add_argument(
+        "dir",
+        metavar="DIR",
+        help="images + labels.csv + references/ (see make-evalset); with --real, tests/data/real",
+    )
+    evaluate.add_argument(
+        "--real", action="store_true", help="DIR is a hand-labelled set of real photos (tests/data/real)"
+    )
+    evaluate.add_argument(
+        "--dim",
+        type=float,
+        metavar="MEAN",
+        help="with --real: the camera and face checks on its faces dimmed to this mean grey level",
+    )
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    realset = sub.add_parser(
+        "build-realset", help="copy and shrink the real set's photos from their source repositories"
+    )
+    realset.add_argument("dir", metavar="DIR", help="the folder holding labels.csv (tests/data/real)")
+    realset.add_argument(
+        "--mirrors",
+        required=True,
+        type=_folder,
+        metavar="DIR",
+        help="clones of the source repositories, as DIR/owner+name or DIR/owner/name",
+    )
+    realset.add_argument(
+        "--photos",
+        required=True,
+        type=_folder,
+        metavar="DIR",
+        help="where rows without a commit are read from, by file name (tests/data/photos)",
+    )
+    realset.set_defaults(func=cmd_build_realset)
 
     make = sub.add_parser("make-evalset", help="generate the evaluation set from the test photos")
     make.add_argument("outdir", metavar="OUTDIR")
