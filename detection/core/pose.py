@@ -40,6 +40,8 @@ MODEL_POINTS = np.array(
     dtype=np.float64,
 )
 PITCH_OFFSET = 0.0
+# Degrees below the yaw or pitch threshold at which an open looking_away ends (see the module docstring).
+RELEASE_MARGIN = 10.0
 
 
 def landmarks_68(image: np.ndarray, box: Box) -> np.ndarray:
@@ -90,4 +92,20 @@ def head_pose(image: np.ndarray, box: Box) -> HeadPose | None:
 
 
 def is_looking_away(pose: HeadPose | None, *, yaw_threshold: float, pitch_threshold: float) -> bool:
+    """Turned past a threshold: what it takes to *start* a looking_away event."""
     return pose is not None and (abs(pose.yaw) > yaw_threshold or abs(pose.pitch) > pitch_threshold)
+
+
+def is_still_looking_away(
+    pose: HeadPose | None, *, yaw_threshold: float, pitch_threshold: float, margin: float = RELEASE_MARGIN
+) -> bool:
+    """Turned past a threshold less ``margin``: what keeps an open looking_away event open.
+
+    The hysteresis: a head whose estimate hovers about a threshold neither
+    starts an event (each frame below it breaks the run) nor, once an event is
+    open, ends it and starts another."""
+    return is_looking_away(
+        pose,
+        yaw_threshold=max(0.0, yaw_threshold - margin),
+        pitch_threshold=max(0.0, pitch_threshold - margin),
+    )
