@@ -1,6 +1,7 @@
 """``python -m detection``: analyse, bench, evaluate, make-evalset.
 
-    python -m detection analyse IMAGE... [--reference IMG]... [--threshold T] [--dim MEAN] [--bars] [--json]
+    python -m detection analyse IMAGE... [--reference IMG]... [--threshold T] [--json]
+                                [--dim MEAN] [--bars] [--no-lift]
     python -m detection bench --photos DIR [--duration S] [--repeat N] [--full] [--json]
     python -m detection make-evalset --photos DIR OUTDIR
     python -m detection evaluate [--json] DIR
@@ -80,7 +81,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             image = decode_image(_read(path))
             decode_ms = (time.perf_counter() - start) * 1000
             image = _variant(image, args)
-            analysis = analyse_frame(image, references=references, config=config)
+            analysis = analyse_frame(image, references=references, config=config, lift=not args.no_lift)
         except (OSError, DetectionError) as exc:
             logger.error("%s: %s", path, exc)
             sys.stdout.write(json.dumps({"image": path, "error": str(exc)}) + "\n")
@@ -274,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyse.add_argument(
         "--bars", action="store_true", help="frame each image 640x480 and shrink it inside black bars"
+    )
+    analyse.add_argument(
+        "--no-lift", action="store_true", help="do not brighten a dark picture for the face checks"
     )
     analyse.add_argument("--json", action="store_true", help="one compact JSON object per line")
     analyse.set_defaults(func=cmd_analyse)

@@ -146,17 +146,19 @@ def _objects(image: np.ndarray) -> tuple[DetectedObject, ...]:
 
 
 def analyse_frame(
-    image: np.ndarray, *, references: Sequence[np.ndarray], config: CheckConfig
+    image: np.ndarray, *, references: Sequence[np.ndarray], config: CheckConfig, lift: bool = True
 ) -> FrameAnalysis:
     """Run every enabled check on ``image`` (RGB uint8, or anything ``prepare_image`` accepts).
 
-    Identity runs only when references are given and a face is in view.
+    Identity runs only when references are given and a face is in view. The face
+    checks look at a dark picture brightened (``camera.lift_dark``); ``lift=False``
+    turns that off, only to measure what it does (``python -m detection analyse --no-lift``).
     """
     timer = _Timer()
     with timer("prepare"):
         image = prepare_image(image)
         thumb = gray_thumbnail(image)
-        face_image = lift_dark(image, thumb=thumb)
+        face_image = lift_dark(image, thumb=thumb) if lift else image
     camera = CameraState(blocked=False)
     if config.is_enabled("camera"):
         with timer.check("camera"):
