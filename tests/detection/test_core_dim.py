@@ -7,9 +7,14 @@ black bars). They test the code, not accuracy on real dim rooms.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from detection_photos import FACE_CENTRE_Y, webcam_photo
+from detection_photos import FACE_CENTRE_Y, PHOTOS, webcam_photo
 
 from detection.core import CheckConfig, analyse_frame, analyse_stream
 from detection.core.camera import MAX_LIFT, camera_state, lift_dark
@@ -141,3 +146,30 @@ def test_a_frozen_dim_feed_with_a_face_is_still_blocked():
     assert not analyses[0].camera.blocked
     assert all(a.camera.blocked and a.camera.reason == "frozen" for a in analyses[1:])
     assert opened == ["camera_blocked"]
+
+
+def _analyse(*args: str) -> list[dict]:
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "detection", "analyse", "--json", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.mark.slow
+def test_the_command_dims_and_letterboxes_the_photos_it_analyses():
+    """The figures of docs/detection.md come from this command."""
+    paths = [str(PHOTOS / "obama.jpg"), str(PHOTOS / "biden.jpg")]
+    dim = _analyse("--dim", "15", *paths)
+    assert [r["camera"]["brightness"] for r in dim] == [pytest.approx(15, abs=0.5)] * 2
+    assert all(r["faces"] == 1 and not r["camera_blocked"] and r["camera"]["face_seen"] for r in dim)
+    # Without the lift a very dark picture loses its face and is called blocked, as before.
+    unlifted = _analyse("--dim", "4", "--no-lift", *paths)
+    assert all(r["faces"] == 0 and r["camera_blocked"] for r in unlifted)
+    barred = _analyse("--bars", "--dim", "15", *paths)
+    assert all(r["faces"] == 1 and not r["camera_blocked"] for r in barred)
