@@ -18,7 +18,7 @@ import pytest
 from detection_photos import webcam_photo
 
 from detection.core import CheckConfig, FrameAnalysis, HeadPose, analyse_stream
-from detection.core.pose import MODEL_POINTS, RELEASE_MARGIN, pose_from_points
+from detection.core.pose import MODEL_POINTS, pose_from_points, release_level
 from detection.core.rules import conditions_from, debounce
 
 CONFIG = CheckConfig()
@@ -50,7 +50,14 @@ def _events(yaws: list[float], config: CheckConfig = CONFIG) -> list[tuple[str, 
 
 def test_the_defaults_sit_well_past_reading():
     assert CONFIG.yaw_threshold == 45.0 and CONFIG.looking_away_seconds == 6.0
-    assert CONFIG.yaw_threshold - RELEASE_MARGIN == 35.0
+    assert release_level(CONFIG.yaw_threshold) == 35.0
+    assert release_level(CONFIG.pitch_threshold) == 18.75
+
+
+def test_a_small_threshold_still_lets_an_event_end():
+    strict = CheckConfig(yaw_threshold=12.0)
+    assert release_level(12.0) == 9.0
+    assert _events([20, 20, 20, 8, 8, 8], strict) == [("open", 4.0), ("close", 8.0)]
 
 
 def test_a_near_frontal_candidate_reading_opens_no_looking_away_over_a_stream():
