@@ -1,6 +1,7 @@
 """``python -m detection``: analyse, bench, evaluate, make-evalset.
 
     python -m detection analyse IMAGE... [--reference IMG]... [--threshold T] [--json]
+                                [--dim MEAN] [--bars] [--no-lift]
     python -m detection bench --photos DIR [--duration S] [--repeat N] [--full] [--json]
     python -m detection make-evalset --photos DIR OUTDIR
     python -m detection evaluate [--json] DIR
@@ -51,6 +52,19 @@ def analysis_record(path: str, analysis: Any, decode_ms: float) -> dict[str, Any
     }
 
 
+def _variant(image: Any, args: argparse.Namespace) -> Any:
+    """The picture as ``--bars`` and ``--dim`` ask: framed 640x480, bars, then dimmed."""
+    if args.dim is None and not args.bars:
+        return image
+    from detection.core import crop_to
+    from detection.core.image import dim_to, letterbox, prepare_image
+
+    image = crop_to(prepare_image(image), (640, 480), 0.3)
+    if args.bars:
+        image = letterbox(image)
+    return dim_to(image, args.dim) if args.dim is not None else image
+
+
 def cmd_analyse(args: argparse.Namespace) -> int:
     from detection.core import CheckConfig, DetectionError, analyse_frame, decode_image, encode_reference
 
@@ -68,7 +82,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             image = decode_image(_read(path))
             decode_ms = (time.perf_counter() - start) * 1000
-            analysis = analyse_frame(image, references=references, config=config)
+            image = _variant(image, args)
+            analysis = analyse_frame(image, references=references, config=config, lift=not args.no_lift)
         except (OSError, DetectionError) as exc:
             logger.error("%s: %s", path, exc)
             sys.stdout.write(json.dumps({"image": path, "error": str(exc)}) + "\n")
@@ -279,6 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("images", nargs="+", metavar="IMAGE")
     analyse.add_argument("--reference", action="append", metavar="IMG", help="reference photo (repeatable)")
     analyse.add_argument("--threshold", type=float, help="identity threshold (default: CheckConfig's)")
+    analyse.add_argument(
+        "--dim",
+        type=float,
+        metavar="MEAN",
+        help="frame each image 640x480 and scale its light to this mean grey (0-255): a dim room",
+    )
+    analyse.add_argument(
+        "--bars", action="store_true", help="frame each image 640x480 and shrink it inside black bars"
+    )
+    analyse.add_argument(
+        "--no-lift", action="store_true", help="do not brighten a dark picture for the face checks"
+    )
     analyse.add_argument("--json", action="store_true", help="one compact JSON object per line")
     analyse.set_defaults(func=cmd_analyse)
 

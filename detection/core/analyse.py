@@ -35,9 +35,17 @@ frame a full re-run, so each frame would cost the most exactly when capacity
 is shortest; counting frames keeps the cost per frame what it is at the
 nominal pace, and the safety net's period grows with the overload instead.
 
-A frame with a blocked camera runs nothing else (the rules report only the
-blocked camera then) and keeps the reference picture, so the first clear frame
-after it is re-analysed. Values not recomputed are carried from the
+A dark, flat or covered picture is not yet a blocked camera: the camera
+checks never override a face that is found. Such a frame goes through the
+cascade like any other (scene change judged on the brightened picture when it
+is dark, see ``camera.lift_dark``), and faces run on it when the picture
+changed or their max age came (even with every face check off, for the
+camera's sake); the camera is called blocked only when the face count, fresh
+or carried, is 0. A still dark picture therefore costs no face check per
+frame, and the first frame after a change is looked at. A blocked frame runs
+no object detection. A frozen feed runs nothing else (the rules report only
+the blocked camera then) and keeps the reference picture, so the first live
+frame after it is re-analysed. Values not recomputed are carried from the
 ``StreamState``; ``checks_run`` names what ran. Thresholds are re-applied to
 carried values on every frame, so a changed exam configuration takes effect at
 once. ``analyse_stream`` decides what is due and leaves the work to one
@@ -66,7 +74,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .camera import camera_state, frame_digest, gray_thumbnail
+from .camera import (
+    PICTURE_REASONS,
+    apply_gain,
+    camera_state,
+    frame_digest,
+    gray_thumbnail,
+    lift_dark,
+    lift_gain,
+)
 from .config import CheckConfig
 from .faces import Face, detect_frame_faces, identity_of
 from .image import prepare_image
@@ -130,32 +146,37 @@ def _objects(image: np.ndarray) -> tuple[DetectedObject, ...]:
 
 
 def analyse_frame(
-    image: np.ndarray, *, references: Sequence[np.ndarray], config: CheckConfig
+    image: np.ndarray, *, references: Sequence[np.ndarray], config: CheckConfig, lift: bool = True
 ) -> FrameAnalysis:
     """Run every enabled check on ``image`` (RGB uint8, or anything ``prepare_image`` accepts).
 
-    Identity runs only when references are given and a face is in view.
+    Identity runs only when references are given and a face is in view. The face
+    checks look at a dark picture brightened (``camera.lift_dark``); ``lift=False``
+    turns that off, only to measure what it does (``python -m detection analyse --no-lift``).
     """
     timer = _Timer()
     with timer("prepare"):
         image = prepare_image(image)
+        thumb = gray_thumbnail(image)
+        face_image = lift_dark(image, thumb=thumb) if lift else image
     camera = CameraState(blocked=False)
     if config.is_enabled("camera"):
         with timer.check("camera"):
-            camera = camera_state(image)
+            camera = camera_state(image, thumb=thumb)
     faces: tuple[Face, ...] = ()
-    if any(config.is_enabled(c) for c in FACE_CHECKS):
+    if any(config.is_enabled(c) for c in FACE_CHECKS) or _poor_picture(camera):
         with timer.check("faces"):
-            faces = detect_frame_faces(image)
+            faces = detect_frame_faces(face_image)
+    camera = _face_overrides(camera, len(faces))
     identity = None
     candidate = faces[0] if faces else None
     if config.is_enabled("identity") and len(references) and faces:
         with timer.check("identity"):
-            identity, candidate = _best_identity(image, faces, references, config.identity_threshold)
+            identity, candidate = _best_identity(face_image, faces, references, config.identity_threshold)
     pose = None
     if config.is_enabled("head_pose") and candidate is not None:
         with timer.check("head_pose"):
-            pose = head_pose(image, candidate.box)
+            pose = head_pose(face_image, candidate.box)
     objects: tuple[DetectedObject, ...] = ()
     if config.is_enabled("objects"):
         with timer.check("objects"):
@@ -172,6 +193,19 @@ def analyse_frame(
         checks_run=frozenset(timer.checks_run),
         timings_ms=timer.ms,
     )
+
+
+def _poor_picture(camera: CameraState) -> bool:
+    """Blocked for a reason a face in the picture overrides (dark, flat, covered; not frozen)."""
+    return camera.blocked and camera.reason in PICTURE_REASONS
+
+
+def _face_overrides(camera: CameraState, faces: int) -> CameraState:
+    """The camera checks never override a face that is found: a poor picture
+    with a face in it is not blocked."""
+    if faces and _poor_picture(camera):
+        return replace(camera, blocked=False, reason="", face_seen=True)
+    return camera
 
 
 def _prohibited(
@@ -479,21 +513,29 @@ def analyse_stream(
     if old.frame_at is None and _checks_identity(config, references) and first_identity_within >= interval:
         new = replace(new, identity_after=now + _first_identity_delay(thumb, interval, first_identity_within))
     detections = old.detections
-    if not camera.blocked:
+    poor = _poor_picture(camera)
+    if not camera.blocked or poor:
         frame_size = (image.shape[1], image.shape[0])
+        # A dark picture is judged brightened, for the scene change as for the faces.
+        gain = lift_gain(thumb)
+        face_image, scene_thumb = apply_gain(image, gain), apply_gain(thumb, gain)
         scene = _scene(
-            thumb, before=old.signature_grid, candidate=old.candidate, frame_size=frame_size, timer=timer
+            scene_thumb,
+            before=old.signature_grid,
+            candidate=old.candidate,
+            frame_size=frame_size,
+            timer=timer,
         )
         if scene.changed:
             new = replace(new, signature=scene.signature)
-        wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS)
+        wants_faces = any(config.is_enabled(c) for c in FACE_CHECKS) or poor
         if wants_faces and (
             scene.changed
             or _due(old.faces_at, now, FACES_MAX_AGE, new.faces_frames, interval)
             or _first_identity_now(new, now)
         ):
             new = _faces_and_identity(
-                image,
+                face_image,
                 references=references,
                 config=config,
                 carried=new,
@@ -502,8 +544,12 @@ def analyse_stream(
                 interval=interval,
                 timer=timer,
             )
+        # A face found (now or carried, as the cascade carries every finding) overrides a poor picture.
+        camera = _face_overrides(camera, new.faces)
+        if fresh and digest is not None and digest == old.digest:
+            camera = _frozen(camera)  # a frozen feed shows a face, and stays blocked
         objects_due = _due(old.objects_at, now, OBJECTS_MAX_AGE, new.objects_frames, interval)
-        if config.is_enabled("objects") and (scene.changed or objects_due):
+        if config.is_enabled("objects") and not camera.blocked and (scene.changed or objects_due):
             detections = _objects_in_view(image, timer=timer)
             new = replace(new, objects_at=now, objects_frames=0)
     if old.frame_at is None:
@@ -577,9 +623,17 @@ def _camera(
     with timer.check("camera"):
         camera = camera_state(image, thumb=thumb)
         digest = frame_digest(thumb)
-    if not camera.blocked and digest == last_digest:
-        camera = replace(camera, blocked=True, reason="frozen")
+    if digest == last_digest:
+        camera = _frozen(camera)
     return camera, digest
+
+
+def _frozen(camera: CameraState) -> CameraState:
+    """A repeated picture is a frozen feed, unless it is already blocked as poor (then
+    ``_frozen`` is applied again once a face overrode that, see ``analyse_stream``)."""
+    if camera.blocked:
+        return camera
+    return replace(camera, blocked=True, reason="frozen", face_seen=False)
 
 
 @dataclass(frozen=True)

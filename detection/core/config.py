@@ -20,11 +20,16 @@ class CheckConfig:
 
     enabled: tuple[str, ...] = ALL_CHECKS
     identity_threshold: float = 0.5
-    yaw_threshold: float = 30.0  # degrees either side
+    # looking_away starts once the head is turned past a threshold on every frame for
+    # ``looking_away_seconds``, and ends when it is back within the threshold less
+    # ``pose.RELEASE_MARGIN`` (10 degrees). 45 degrees of yaw is well past reading: the
+    # committed near-frontal portraits read up to 30 (obama2.jpg, turned perhaps 15-20
+    # degrees), 36 in a browser exam, see pose.py and docs/detection.md.
+    yaw_threshold: float = 45.0  # degrees either side
     pitch_threshold: float = 25.0  # degrees up or down
     prohibited_labels: tuple[str, ...] = PROHIBITED_LABELS
     object_min_score: float = 0.5
-    looking_away_seconds: float = 4.0  # how long the head must stay turned
+    looking_away_seconds: float = 6.0  # three frames at 2 s: a glance at notes is not a turn
 
     def is_enabled(self, check: str) -> bool:
         return check in self.enabled

@@ -210,3 +210,22 @@ def encode_jpeg(image: np.ndarray, *, size: tuple[int, int] | None = None, quali
     if not ok:
         raise InvalidImage("the image could not be encoded as JPEG")
     return data.tobytes()
+
+
+def dim_to(image: np.ndarray, mean: float) -> np.ndarray:
+    """``image`` (RGB uint8) scaled so the mean of its grey is about ``mean``: the same
+    scene in a dimmer room, as ``python -m detection analyse --dim`` measures it."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gain = mean / max(float(gray.mean()), 1e-6)
+    return np.clip(image.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
+
+
+def letterbox(image: np.ndarray, *, scale: float = 0.56) -> np.ndarray:
+    """``image`` shrunk by ``scale`` and centred on a black canvas of its own size:
+    black bars round the picture, as a letterboxed or badly cropped webcam gives."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = np.zeros_like(image)
+    x0, y0 = (width - size[0]) // 2, (height - size[1]) // 2
+    canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return canvas

@@ -10,6 +10,14 @@ about ``now - first_seen + interval``. It becomes an event once that reaches
 its minimum duration, and the event's start is backdated to ``first_seen``.
 With the default 2 s interval, any condition that lasts 4 s or more is seen on
 at least two frames and so is flagged.
+
+looking_away is held to more: the head must be past the exam's yaw or pitch
+threshold on consecutive frames for ``CheckConfig.looking_away_seconds``
+(6 s by default, three frames at 2 s), and an open event ends only once the
+head is back within the threshold less ``pose.RELEASE_MARGIN`` for
+``CLOSE_AFTER_SECONDS``. So a candidate reading at an angle, or an estimate
+hovering about the threshold, raises no event, and a long turn is one event,
+not a string of them.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import CheckConfig
+from .pose import is_looking_away, is_still_looking_away
 from .types import FrameAnalysis
 
 EVENT_TYPES = (
@@ -76,6 +85,9 @@ class Condition:
     key: str
     confidence: float
     details: dict[str, Any] = field(default_factory=dict)
+    # False: the condition keeps an open event open but does not start one
+    # (a head turned between the release level and the threshold, see ``conditions_from``).
+    opens: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,18 +135,17 @@ def conditions_from(analysis: FrameAnalysis, config: CheckConfig) -> list[Condit
                 {"distance": round(identity.distance, 4), "threshold": identity.threshold},
             )
         )
-    if config.is_enabled("head_pose") and analysis.looking_away and analysis.head_pose is not None:
+    pose = analysis.head_pose
+    thresholds = {"yaw_threshold": config.yaw_threshold, "pitch_threshold": config.pitch_threshold}
+    if config.is_enabled("head_pose") and is_still_looking_away(pose, **thresholds):
+        assert pose is not None
         found.append(
             Condition(
                 "looking_away",
                 "looking_away",
                 1.0,
-                {
-                    "yaw": round(analysis.head_pose.yaw, 1),
-                    "pitch": round(analysis.head_pose.pitch, 1),
-                    "yaw_threshold": config.yaw_threshold,
-                    "pitch_threshold": config.pitch_threshold,
-                },
+                {"yaw": round(pose.yaw, 1), "pitch": round(pose.pitch, 1), **thresholds},
+                opens=is_looking_away(pose, **thresholds),
             )
         )
     if config.is_enabled("objects"):
@@ -181,7 +192,8 @@ def debounce(
     pending: dict[str, list[Any]] = {k: list(v) for k, v in state.get("pending", {}).items()}
     opened: dict[str, list[Any]] = {k: list(v) for k, v in state.get("open", {}).items()}
     actions: list[EventAction] = []
-    present = {c.key: c for c in conditions}
+    # A condition that may only keep an event open is absent for an event not open.
+    present = {c.key: c for c in conditions if c.opens or c.key in opened}
 
     for key, cond in present.items():
         if key in opened:

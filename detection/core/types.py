@@ -75,9 +75,12 @@ class DetectedObject:
 @dataclass(frozen=True)
 class CameraState:
     blocked: bool
-    reason: str = ""  # "dark", "flat", "frozen", "" when not blocked
+    reason: str = ""  # "dark", "flat", "covered", "frozen", "" when not blocked
     brightness: float = 0.0
     blur: float = 0.0  # variance of the Laplacian; low means blurred
+    # The picture was dark, flat or covered but a face was found in it, so the
+    # camera is not called blocked (the face checks ran on a brightened copy when dark).
+    face_seen: bool = False
 
 
 @dataclass(frozen=True)
