@@ -232,7 +232,9 @@ def evaluate_real(directory: Path, config: Any = None) -> dict[str, Any]:
     for row in rows:
         image = decode_image((directory / row["file"]).read_bytes())
         analysis = analyse_frame(image, references=[], config=config)
-        keys = {c.key for c in conditions_from(analysis, config)}
+        # Only what can start an event: a head between the release level and the
+        # threshold only keeps an open one open.
+        keys = {c.key for c in conditions_from(analysis, config) if c.opens}
         outcomes = _outcomes(row, analysis, keys)
         for check, (truth, predicted) in outcomes.items():
             overall.setdefault(check, Tally()).add(truth, predicted)
@@ -311,7 +313,7 @@ def evaluate_dimmed(directory: Path, mean: float = 24.0, config: Any = None) -> 
         if analyse_frame(image, references=[], config=config).faces == 0:
             continue
         analysis = analyse_frame(dim(image, mean), references=[], config=config)
-        keys = {c.key for c in conditions_from(analysis, config)}
+        keys = {c.key for c in conditions_from(analysis, config) if c.opens}
         for group in (_group(row, "monk"), "all"):
             tally = groups.setdefault(group, Counter())
             tally["photos"] += 1

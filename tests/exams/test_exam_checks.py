@@ -33,3 +33,27 @@ def test_it_accepts_the_default_and_a_partial_config(exam):
     exam.full_clean()
     exam.checks = {"identity_threshold": 0.45, "enabled": ["faces"]}
     exam.full_clean()
+
+
+@pytest.mark.django_db
+def test_it_moves_exams_on_the_old_looking_away_defaults_and_keeps_chosen_values(exam):
+    import importlib
+
+    from django.apps import apps
+
+    from exams.models import Exam
+
+    migration = importlib.import_module("exams.migrations.0014_looking_away_defaults")
+    old_defaults = {**CheckConfig().to_dict(), "yaw_threshold": 30.0, "looking_away_seconds": 4.0}
+    Exam.objects.filter(pk=exam.pk).update(checks=old_defaults)
+    chosen = Exam.objects.create(
+        title="Chosen", checks={**old_defaults, "yaw_threshold": 25.0}, duration_minutes=60
+    )
+
+    migration.forwards(apps, None)
+
+    exam.refresh_from_db()
+    chosen.refresh_from_db()
+    assert (exam.checks["yaw_threshold"], exam.checks["looking_away_seconds"]) == (45.0, 6.0)
+    assert exam.checks["identity_threshold"] == old_defaults["identity_threshold"]
+    assert (chosen.checks["yaw_threshold"], chosen.checks["looking_away_seconds"]) == (25.0, 4.0)
