@@ -80,7 +80,10 @@ def connection_close(*, session: ExamSession, channel_name: str) -> None:
     now = timezone.now()
     events: list[Event] = []
     with transaction.atomic():
-        session = ExamSession.objects.locked(session.pk)
+        try:
+            session = ExamSession.objects.locked(session.pk)
+        except ExamSession.DoesNotExist:
+            return  # the exam was deleted while its sockets were still open (loadtest's cleanup)
         if session.connection_channel != channel_name:
             return
         session.connection_channel = ""

@@ -372,3 +372,15 @@ def test_it_does_not_reopen_a_tab_switch_across_a_lost_connection(live_session):
     assert after.pk != before.pk
     before.refresh_from_db()
     assert not before.is_open and before.details["ended_by"] == "connection_lost"
+
+
+@pytest.mark.django_db
+def test_it_closes_quietly_a_socket_whose_session_was_deleted(live_session):
+    """loadtest's cleanup deletes its exam while the sockets still close: no error, nothing written."""
+    from exams.models import AuditEntry
+
+    pk, before = live_session.pk, AuditEntry.objects.count()
+    live_session.delete()
+    live_session.pk = pk
+    services.connection_close(session=live_session, channel_name="specific.test!page")
+    assert AuditEntry.objects.count() == before
