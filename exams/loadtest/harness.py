@@ -291,19 +291,24 @@ def run_load_test(
                 client_seconds=client_after - client_before,
                 settled=settled_cpu,
             ),
-            machine={
-                "cpus": os.cpu_count(),
-                "loadavg_start": [round(v, 2) for v in loadavg_start],
-                "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-                "python": platform.python_version(),
-                "started_at": datetime.fromtimestamp(obs.started_at, UTC).isoformat(timespec="seconds"),
-            },
+            machine=_machine(loadavg_start, obs.started_at),
         )
     finally:
         if not keep:
             removed = data.load_data_remove(code=load.code)
             progress(f"removed the load exam: {removed}")
     return result
+
+
+def _machine(loadavg_start: tuple[float, ...], started_at: float) -> dict[str, Any]:
+    """What a result says about the machine it ran on."""
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(v, 2) for v in loadavg_start],
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+        "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(timespec="seconds"),
+    }
 
 
 def run_walk_in(params: LoadParams, *, progress: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
@@ -369,14 +374,10 @@ def run_walk_in(params: LoadParams, *, progress: Callable[[str], None], keep: bo
             states=data.load_states(load),
             cpu_seconds={**cpu.used_between(before, after), "load_generator": client_after - client_before},
             machine={
-                "cpus": os.cpu_count(),
-                "loadavg_start": [round(v, 2) for v in loadavg_start],
-                "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+                **_machine(loadavg_start, obs.started_at),
                 "machine_busy_s": round(machine_after - machine_before, 1)
                 if machine_after is not None and machine_before is not None
                 else None,
-                "python": platform.python_version(),
-                "started_at": datetime.fromtimestamp(obs.started_at, UTC).isoformat(timespec="seconds"),
             },
         )
     finally:

@@ -66,6 +66,28 @@ def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def _open(
+    session: ExamSession,
+    action: EventAction,
+    evidence_jpeg: bytes | None,
+    *,
+    started: float,
+    details: dict | None = None,
+) -> Event:
+    """A new open event for ``action`` from ``started`` to the action's end."""
+    return event_new(
+        session,
+        event_type=action.type,
+        key=action.key,
+        started=_ts(started),
+        ended=_ts(action.ended_at),
+        is_open=True,
+        confidence=action.confidence,
+        details={**action.details, **(details or {})},
+        evidence_jpeg=evidence_jpeg,
+    )
+
+
 def events_apply(
     *, session: ExamSession, actions: Iterable[EventAction], evidence_jpeg: bytes | None
 ) -> list[Event]:
@@ -78,35 +100,13 @@ def events_apply(
                 current.ended_at = _ts(action.ended_at)
                 current.save(update_fields=["ended_at"])
                 continue
-            changed.append(
-                event_new(
-                    session,
-                    event_type=action.type,
-                    key=action.key,
-                    started=_ts(action.started_at),
-                    ended=_ts(action.ended_at),
-                    is_open=True,
-                    confidence=action.confidence,
-                    details=action.details,
-                    evidence_jpeg=evidence_jpeg,
-                )
-            )
+            changed.append(_open(session, action, evidence_jpeg, started=action.started_at))
         elif current is None and action.kind == "extend" and session.connection_channel:
             # The condition persists, but its event was closed meanwhile (the connection
             # was lost and closed it): a new event from this frame on, not one spanning
             # the gap. A frame analysed after the loss waits for the reconnect.
             changed.append(
-                event_new(
-                    session,
-                    event_type=action.type,
-                    key=action.key,
-                    started=_ts(action.ended_at),
-                    ended=_ts(action.ended_at),
-                    is_open=True,
-                    confidence=action.confidence,
-                    details={**action.details, "continued": True},
-                    evidence_jpeg=evidence_jpeg,
-                )
+                _open(session, action, evidence_jpeg, started=action.ended_at, details={"continued": True})
             )
         elif current is None:
             continue

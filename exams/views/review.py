@@ -277,6 +277,17 @@ def review_reference(request: HttpRequest, public_id) -> HttpResponse:
     return reference_response(request, session)
 
 
+def _audit_event_picture(request: HttpRequest, event, *, action: str) -> None:
+    """An event's evidence or clip was viewed: once per viewer, action and event per 10 min."""
+    services.audit_view(
+        action=action,
+        actor=request.user,
+        subject=str(event.public_id),
+        session=event.session,
+        details={"event": str(event.public_id), "type": event.type},
+    )
+
+
 @login_required
 def evidence_frame(request: HttpRequest, public_id, index: int) -> HttpResponse:
     """Frame ``index`` (from 0) of an event's clip, audited like the evidence:
@@ -285,13 +296,7 @@ def evidence_frame(request: HttpRequest, public_id, index: int) -> HttpResponse:
     frame = event.frames.all()[index : index + 1].first()
     if frame is None:
         raise Http404("no such clip frame")
-    services.audit_view(
-        action="clip_view",
-        actor=request.user,
-        subject=str(event.public_id),
-        session=event.session,
-        details={"event": str(event.public_id), "type": event.type},
-    )
+    _audit_event_picture(request, event, action="clip_view")
     return image_response(frame.image)
 
 
@@ -300,13 +305,7 @@ def evidence(request: HttpRequest, public_id) -> HttpResponse:
     event = get_event_for_staff(request.user, public_id)
     if not event.evidence:
         raise Http404("no evidence frame (none taken, or purged after retention)")
-    services.audit_view(
-        action="evidence_view",
-        actor=request.user,
-        subject=str(event.public_id),
-        session=event.session,
-        details={"event": str(event.public_id), "type": event.type},
-    )
+    _audit_event_picture(request, event, action="evidence_view")
     return image_response(event.evidence)
 
 
